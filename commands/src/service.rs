@@ -1,0 +1,171 @@
+//! Executing commands: load the stream, decide, append with metadata; retry on conflicts.
+
+use std::time::Duration;
+
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, EventEnvelope, EventStore};
+use domain::{
+    CommandRejected, CommandRejection, ModelId, ProcessModel, ProcessModelCommand,
+    RecordRejection,
+};
+use postgres_es::PostgresEventRepository;
+use rand::Rng;
+use sqlx::PgPool;
+
+use crate::error::CommandError;
+use crate::history::{self, HistoryEvent, StorePosition};
+use crate::metadata::CommandMetadata;
+
+/// How many times a command is tried when other writers keep winning the race.
+const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+
+/// The result of an accepted command.
+#[derive(Debug)]
+pub struct Committed {
+    /// The model after the command.
+    pub model: ProcessModel,
+    /// The events written; empty when the command changed nothing.
+    pub events: Vec<EventEnvelope<ProcessModel>>,
+    /// Where the last written event sits in the store (for read-your-writes); `None` when
+    /// nothing was written.
+    pub position: Option<StorePosition>,
+}
+
+/// A refused command, as recorded for the audit log.
+pub type Rejection = CommandRejected;
+
+/// The write side's entry point.
+pub struct CommandService {
+    pool: PgPool,
+    models: PersistedEventStore<PostgresEventRepository, ProcessModel>,
+    rejections: PersistedEventStore<PostgresEventRepository, CommandRejection>,
+    max_attempts: u32,
+}
+
+impl CommandService {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            models: PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone())),
+            rejections: PersistedEventStore::new_event_store(PostgresEventRepository::new(
+                pool.clone(),
+            )),
+            pool,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Runs a command on one model. An optimistic-lock conflict (another writer appended
+    /// first) re-runs the command on the new state: with an expected revision that yields
+    /// `StaleRevision`, for a create `KeyTaken`, otherwise the command applies on top.
+    #[tracing::instrument(skip(self, command, metadata), fields(model_id = %id, command = command.action.name()))]
+    pub async fn execute(
+        &self,
+        id: ModelId,
+        command: ProcessModelCommand,
+        metadata: &CommandMetadata,
+    ) -> Result<Committed, CommandError> {
+        let stream = id.to_string();
+        let metadata = metadata.to_map(command.action.name());
+        for attempt in 1..=self.max_attempts {
+            let mut context = self
+                .models
+                .load_aggregate(&stream)
+                .await
+                .map_err(|e| CommandError::from_aggregate(e).unwrap_or(CommandError::Contention { attempts: attempt }))?;
+            let sink = cqrs_es::event_sink::EventSink::default();
+            context
+                .aggregate
+                .handle(command.clone(), &(), &sink)
+                .await?;
+            let model = context.aggregate.clone();
+            let events = sink.collect().await;
+            if events.is_empty() {
+                return Ok(Committed {
+                    model,
+                    events: Vec::new(),
+                    position: None,
+                });
+            }
+            match self.models.commit(events, context, metadata.clone()).await {
+                Ok(events) => {
+                    let last = events.last().map_or(0, |e| e.sequence) as i64;
+                    let position =
+                        history::position_of(&self.pool, ProcessModel::TYPE, &stream, last).await?;
+                    return Ok(Committed {
+                        model,
+                        events,
+                        position,
+                    });
+                }
+                Err(error) => match CommandError::from_aggregate(error) {
+                    Ok(error) => return Err(error),
+                    Err(_conflict) => {
+                        tracing::debug!(attempt, "conflict on append; retrying");
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                },
+            }
+        }
+        Err(CommandError::Contention {
+            attempts: self.max_attempts,
+        })
+    }
+
+    /// The model as the event store has it (`Default` when it does not exist).
+    #[tracing::instrument(skip(self), fields(model_id = %id))]
+    pub async fn load(&self, id: ModelId) -> Result<ProcessModel, CommandError> {
+        self.models
+            .load_aggregate(&id.to_string())
+            .await
+            .map(|context| context.aggregate)
+            .map_err(|e| {
+                CommandError::from_aggregate(e)
+                    .unwrap_or(CommandError::Contention { attempts: 1 })
+            })
+    }
+
+    /// A model's events with their store positions and times.
+    pub async fn history(&self, id: ModelId) -> Result<Vec<HistoryEvent>, CommandError> {
+        Ok(history::load_history(&self.pool, ProcessModel::TYPE, &id.to_string()).await?)
+    }
+
+    /// Appends a `CommandRejected` record (its own stream) for the audit log.
+    #[tracing::instrument(skip_all, fields(command = %rejection.command, reason = %rejection.reason_code))]
+    pub async fn record_rejection(
+        &self,
+        rejection: Rejection,
+        metadata: &CommandMetadata,
+    ) -> Result<(), CommandError> {
+        let stream = uuid::Uuid::new_v4().to_string();
+        let metadata = metadata.to_map(&rejection.command);
+        let context = self
+            .rejections
+            .load_aggregate(&stream)
+            .await
+            .map_err(|e| CommandError::from_aggregate(e).unwrap_or(CommandError::Contention { attempts: 1 }))?;
+        let mut context = context;
+        let sink = cqrs_es::event_sink::EventSink::default();
+        context
+            .aggregate
+            .handle(RecordRejection(rejection), &(), &sink)
+            .await?;
+        self.rejections
+            .commit(sink.collect().await, context, metadata)
+            .await
+            .map_err(|e| {
+                CommandError::from_aggregate(e)
+                    .unwrap_or(CommandError::Contention { attempts: 1 })
+            })?;
+        Ok(())
+    }
+}
+
+/// Jittered exponential backoff: spreads retrying writers apart.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling_ms = 2u64 << attempt.min(6);
+    Duration::from_millis(rand::rng().random_range(1..=ceiling_ms))
+}

@@ -1,0 +1,303 @@
+//! Parsed value types: once constructed, a value is known to satisfy its rules.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Why a raw input could not become a value; names the field so the API can report it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("{field} must not be empty")]
+    Empty { field: &'static str },
+    #[error("{field} must be at most {max} characters")]
+    TooLong { field: &'static str, max: usize },
+    #[error("{field} must be an XML NCName: a letter or '_' first, then letters, digits, '.', '-' or '_'")]
+    NotNcName { field: &'static str },
+    #[error("{field} must be a JSON object")]
+    NotAnObject { field: &'static str },
+    #[error("{field} must be at most {max} bytes when serialised")]
+    TooLarge { field: &'static str, max: usize },
+}
+
+impl ValueError {
+    /// The request field this error is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::Empty { field }
+            | Self::TooLong { field, .. }
+            | Self::NotNcName { field }
+            | Self::NotAnObject { field }
+            | Self::TooLarge { field, .. } => field,
+        }
+    }
+}
+
+fn bounded(field: &'static str, raw: &str, max: usize, allow_empty: bool) -> Result<String, ValueError> {
+    let trimmed = raw.trim();
+    if !allow_empty && trimmed.is_empty() {
+        return Err(ValueError::Empty { field });
+    }
+    if trimmed.chars().count() > max {
+        return Err(ValueError::TooLong { field, max });
+    }
+    Ok(trimmed.to_owned())
+}
+
+macro_rules! string_value {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_value!(
+    /// A model key: an XML NCName of 1–50 characters (it becomes the BPMN process id).
+    ModelKey
+);
+string_value!(
+    /// A model name: 1–100 characters.
+    ModelName
+);
+string_value!(
+    /// A category: at most 50 characters.
+    Category
+);
+string_value!(
+    /// A description: at most 4000 characters.
+    Description
+);
+string_value!(
+    /// The tenant a model belongs to, from the caller's token.
+    TenantId
+);
+
+impl ModelKey {
+    pub const MAX: usize = 50;
+
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        const FIELD: &str = "key";
+        if raw.is_empty() {
+            return Err(ValueError::Empty { field: FIELD });
+        }
+        if raw.chars().count() > Self::MAX {
+            return Err(ValueError::TooLong { field: FIELD, max: Self::MAX });
+        }
+        let mut chars = raw.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c == '_' || c.is_alphabetic());
+        let rest_ok = chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if first_ok && rest_ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ValueError::NotNcName { field: FIELD })
+        }
+    }
+}
+
+impl ModelName {
+    pub const MAX: usize = 100;
+
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        bounded("name", raw, Self::MAX, false).map(Self)
+    }
+}
+
+impl Category {
+    pub const MAX: usize = 50;
+
+    /// An empty (or blank) category means "none": `Ok(None)`.
+    pub fn parse(raw: &str) -> Result<Option<Self>, ValueError> {
+        let value = bounded("category", raw, Self::MAX, true)?;
+        Ok((!value.is_empty()).then_some(Self(value)))
+    }
+}
+
+impl Description {
+    pub const MAX: usize = 4000;
+
+    /// An empty (or blank) description means "none": `Ok(None)`.
+    pub fn parse(raw: &str) -> Result<Option<Self>, ValueError> {
+        let value = bounded("description", raw, Self::MAX, true)?;
+        Ok((!value.is_empty()).then_some(Self(value)))
+    }
+}
+
+impl TenantId {
+    /// Tenants come from verified tokens; an empty one is refused by the auth layer.
+    pub fn new(raw: impl Into<String>) -> Self {
+        Self(raw.into())
+    }
+}
+
+/// The editor JSON of a model: a JSON object of at most 5 MiB.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EditorJson(serde_json::Value);
+
+impl EditorJson {
+    pub const MAX_BYTES: usize = 5 * 1024 * 1024;
+
+    pub fn parse(value: serde_json::Value) -> Result<Self, ValueError> {
+        const FIELD: &str = "modelJson";
+        if !value.is_object() {
+            return Err(ValueError::NotAnObject { field: FIELD });
+        }
+        let mut counter = ByteCounter(0);
+        // Writing into a counter cannot fail, and a Value always serialises.
+        let _ = serde_json::to_writer(&mut counter, &value);
+        if counter.0 > Self::MAX_BYTES {
+            return Err(ValueError::TooLarge { field: FIELD, max: Self::MAX_BYTES });
+        }
+        Ok(Self(value))
+    }
+
+    /// An empty canvas, used when a model is created without editor JSON.
+    pub fn empty_canvas(key: &ModelKey, name: &ModelName) -> Self {
+        Self(serde_json::json!({
+            "resourceId": "canvas",
+            "stencil": { "id": "BPMNDiagram" },
+            "stencilset": {
+                "url": "stencilsets/bpmn2.0/bpmn2.0.json",
+                "namespace": "http://b3mn.org/stencilset/bpmn2.0#"
+            },
+            "properties": { "process_id": key.as_str(), "name": name.as_str() },
+            "childShapes": []
+        }))
+    }
+
+    pub fn as_value(&self) -> &serde_json::Value {
+        &self.0
+    }
+
+    pub fn into_value(self) -> serde_json::Value {
+        self.0
+    }
+}
+
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A process model's id. Derived from tenant and key (UUID v5), so that two concurrent
+/// creates of one key race for the same event stream and the store lets exactly one win
+/// (docs/adr/0001-key-uniqueness.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ModelId(Uuid);
+
+impl ModelId {
+    /// Namespace for model ids; never change it, or existing keys map to new ids.
+    const NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2b7e_93d4_4c1a_8e55_0b7a_1d2c_3e4f);
+
+    pub fn for_key(tenant: &TenantId, key: &ModelKey) -> Self {
+        // The separator cannot occur in a key (NCName), so (tenant, key) maps one-to-one.
+        let name = format!("{}\u{1f}{}", tenant.as_str(), key.as_str());
+        Self(Uuid::new_v5(&Self::NAMESPACE, name.as_bytes()))
+    }
+
+    pub fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl std::fmt::Display for ModelId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_accepts_ncnames() {
+        for ok in ["a", "_x", "order-process.v2", "Prozeß_1", &"k".repeat(50)] {
+            assert!(ModelKey::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn key_rejects_non_ncnames() {
+        assert_eq!(ModelKey::parse(""), Err(ValueError::Empty { field: "key" }));
+        assert_eq!(
+            ModelKey::parse(&"k".repeat(51)),
+            Err(ValueError::TooLong { field: "key", max: 50 })
+        );
+        for bad in ["1abc", "-a", ".a", "a b", "a:b", "a/b", " a", "a\t"] {
+            assert_eq!(ModelKey::parse(bad), Err(ValueError::NotNcName { field: "key" }), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn name_is_trimmed_and_bounded() {
+        assert_eq!(ModelName::parse("  Order  ").map(|n| n.0), Ok("Order".to_owned()));
+        assert_eq!(ModelName::parse("   "), Err(ValueError::Empty { field: "name" }));
+        assert!(ModelName::parse(&"n".repeat(100)).is_ok());
+        assert_eq!(
+            ModelName::parse(&"n".repeat(101)),
+            Err(ValueError::TooLong { field: "name", max: 100 })
+        );
+    }
+
+    #[test]
+    fn optional_texts_treat_blank_as_none() {
+        assert_eq!(Category::parse(""), Ok(None));
+        assert_eq!(Description::parse("  "), Ok(None));
+        assert!(Category::parse(&"c".repeat(51)).is_err());
+        assert!(Description::parse(&"d".repeat(4000)).is_ok());
+        assert!(Description::parse(&"d".repeat(4001)).is_err());
+    }
+
+    #[test]
+    fn editor_json_must_be_a_bounded_object() {
+        assert!(EditorJson::parse(serde_json::json!({})).is_ok());
+        assert_eq!(
+            EditorJson::parse(serde_json::json!([1])),
+            Err(ValueError::NotAnObject { field: "modelJson" })
+        );
+        let big = serde_json::json!({ "x": "y".repeat(EditorJson::MAX_BYTES) });
+        assert!(matches!(EditorJson::parse(big), Err(ValueError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn model_id_is_stable_and_tenant_scoped() {
+        let key = ModelKey::parse("order").expect("valid key");
+        let a = ModelId::for_key(&TenantId::new("acme"), &key);
+        assert_eq!(a, ModelId::for_key(&TenantId::new("acme"), &key));
+        assert_ne!(a, ModelId::for_key(&TenantId::new("other"), &key));
+    }
+}
