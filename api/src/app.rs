@@ -1,0 +1,197 @@
+//! Building the application from settings, and running it until a shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::FromRef;
+use commands::db::{self, PoolSettings};
+use commands::CommandService;
+use tokio::net::TcpListener;
+
+use crate::auth::Authenticator;
+use crate::config::Settings;
+use crate::dev_secret;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub commands: Arc<CommandService>,
+    pub auth: Authenticator,
+}
+
+impl FromRef<AppState> for Authenticator {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown_grace: Duration,
+    auth: Authenticator,
+}
+
+impl Application {
+    /// Connects to the database (waiting for it), migrates where the profile says so,
+    /// refuses a schema that is behind, and binds the port (0 picks a free one).
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let url = settings
+            .database
+            .url
+            .as_ref()
+            .context("DATABASE_URL is required")?
+            .expose()
+            .to_owned();
+        if settings.database.create_if_missing && !settings.profile.is_production_like() {
+            db::create_database_if_missing(&url)
+                .await
+                .context("could not create the database")?;
+        }
+        let pool = db::connect_with_retry(
+            &url,
+            &PoolSettings {
+                max_connections: settings.database.max_connections,
+                acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
+            },
+            Duration::from_secs(settings.database.connect_wait_secs),
+        )
+        .await
+        .context("could not connect to the database")?;
+        if settings.database.migrate_on_start && !settings.profile.is_production_like() {
+            db::migrate(&pool).await.context("migrations failed")?;
+        }
+        let schema = db::schema_status(&pool)
+            .await
+            .context("could not read the schema version")?;
+        if !schema.is_current() {
+            anyhow::bail!(
+                "the database schema is behind this build (pending migrations {:?}); run `flowable-ui migrate`",
+                schema.pending
+            );
+        }
+        let auth = authenticator(settings)?;
+        let state = AppState {
+            commands: Arc::new(CommandService::new(pool)),
+            auth: auth.clone(),
+        };
+        let router = crate::http::router(state, &settings.server);
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("could not listen on {address}"))?;
+        Ok(Self {
+            listener,
+            router,
+            shutdown_grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+            auth,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests for at most the
+    /// configured grace period.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let grace = self.shutdown_grace;
+        let server = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            let _ = tx.send(true);
+        });
+        let drained = async move {
+            let _ = rx.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server => result.context("server error"),
+            () = drained => {
+                tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The token verifier from settings: HS256 secret (configured or, in dev, generated) and/or
+/// an RS256 public key.
+pub fn authenticator(settings: &Settings) -> anyhow::Result<Authenticator> {
+    let secret = match &settings.auth.jwt_secret {
+        Some(secret) => Some(secret.expose().as_bytes().to_vec()),
+        None if settings.auth.generate_dev_secret && !settings.profile.is_production_like() => {
+            Some(dev_secret::load_or_create(&settings.data_dir)?.into_bytes())
+        }
+        None => None,
+    };
+    let public_key = settings
+        .auth
+        .jwt_public_key_path
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path)
+                .with_context(|| format!("JWT_PUBLIC_KEY_PATH: cannot read {}", path.display()))
+        })
+        .transpose()?;
+    Authenticator::new(
+        secret.as_deref(),
+        public_key.as_deref(),
+        Duration::from_secs(settings.auth.leeway_secs),
+        settings.auth.issuer.clone(),
+        settings.auth.audience.clone(),
+    )
+    .context("JWT_PUBLIC_KEY_PATH")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,7 @@
+//! Authentication (JWT bearer tokens) and authorisation (privileges, tenants).
+
+mod claims;
+mod keys;
+
+pub use claims::{Caller, Claims, Privilege};
+pub use keys::{AuthError, Authenticator};

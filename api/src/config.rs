@@ -1,0 +1,349 @@
+//! Layered configuration: built-in defaults → the profile's file (embedded from
+//! `deploy/config/<profile>.toml`) → an optional file named by `APP_CONFIG_FILE` → the
+//! environment. Secrets come only from the environment and never print.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The deployment profile, from `APP_PROFILE` (default `dev`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Dev,
+    Test,
+    Staging,
+    Prod,
+}
+
+impl Profile {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Dev => "dev",
+            Self::Test => "test",
+            Self::Staging => "staging",
+            Self::Prod => "prod",
+        }
+    }
+
+    /// Staging and production never change the schema or invent secrets.
+    pub fn is_production_like(&self) -> bool {
+        matches!(self, Self::Staging | Self::Prod)
+    }
+
+    fn file(&self) -> &'static str {
+        match self {
+            Self::Dev => include_str!("../../deploy/config/dev.toml"),
+            Self::Test => include_str!("../../deploy/config/test.toml"),
+            Self::Staging => include_str!("../../deploy/config/staging.toml"),
+            Self::Prod => include_str!("../../deploy/config/prod.toml"),
+        }
+    }
+}
+
+impl FromStr for Profile {
+    type Err = ConfigError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "dev" | "development" => Ok(Self::Dev),
+            "test" => Ok(Self::Test),
+            "staging" => Ok(Self::Staging),
+            "prod" | "production" => Ok(Self::Prod),
+            other => Err(ConfigError::Invalid {
+                key: "APP_PROFILE",
+                reason: format!("'{other}' is not one of dev, test, staging, prod"),
+            }),
+        }
+    }
+}
+
+/// A secret: usable, but `Debug`/`Display` print `***`.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub profile: Profile,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+    /// Where local state lives (the generated development secret).
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+    /// How long SIGTERM waits for in-flight requests.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// From `DATABASE_URL`; it may carry a password, so it is a secret.
+    pub url: Option<Secret>,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+    /// How long start-up waits for the database to become reachable.
+    pub connect_wait_secs: u64,
+    pub create_if_missing: bool,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 secret, from `JWT_SECRET`.
+    pub jwt_secret: Option<Secret>,
+    /// RS256 public key (PEM), from `JWT_PUBLIC_KEY_PATH`.
+    pub jwt_public_key_path: Option<PathBuf>,
+    /// Clock skew tolerated on `exp`/`nbf`.
+    pub leeway_secs: u64,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    /// Dev only: without a secret, generate one and keep it in `data_dir`.
+    pub generate_dev_secret: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// An `EnvFilter` directive; `RUST_LOG` overrides it.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Settings {
+    fn defaults(profile: Profile) -> Self {
+        Self {
+            profile,
+            server: ServerSettings {
+                host: "0.0.0.0".into(),
+                port: 8080,
+                body_limit_bytes: 10 * 1024 * 1024,
+                request_timeout_secs: 30,
+                shutdown_grace_secs: 20,
+            },
+            database: DatabaseSettings {
+                url: None,
+                max_connections: 10,
+                acquire_timeout_secs: 5,
+                connect_wait_secs: 30,
+                create_if_missing: false,
+                migrate_on_start: false,
+            },
+            auth: AuthSettings {
+                jwt_secret: None,
+                jwt_public_key_path: None,
+                leeway_secs: 30,
+                issuer: None,
+                audience: None,
+                generate_dev_secret: false,
+            },
+            log: LogSettings {
+                level: "info".into(),
+                format: LogFormat::Json,
+            },
+            data_dir: PathBuf::from("data"),
+        }
+    }
+
+    /// Loads the settings for the profile named by `APP_PROFILE` from the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let profile = match std::env::var("APP_PROFILE") {
+            Ok(raw) => raw.parse()?,
+            Err(_) => Profile::Dev,
+        };
+        Self::figment(profile)
+            .extract::<Self>()
+            .map_err(ConfigError::from)
+            .and_then(Self::checked)
+    }
+
+    /// The layered sources, exposed so tests can add their own on top.
+    pub fn figment(profile: Profile) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Self::defaults(profile)))
+            .merge(Toml::string(profile.file()));
+        if let Ok(path) = std::env::var("APP_CONFIG_FILE") {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment
+            // Well-known names, as in the deployment document.
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database.url".into()),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["JWT_SECRET"])
+                    .map(|_| "auth.jwt_secret".into()),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["JWT_PUBLIC_KEY_PATH"])
+                    .map(|_| "auth.jwt_public_key_path".into()),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["SERVER_PORT"])
+                    .map(|_| "server.port".into()),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["HTTP_BODY_LIMIT_BYTES"])
+                    .map(|_| "server.body_limit_bytes".into()),
+            )
+            .merge(Env::raw().only(&["DATA_DIR"]).map(|_| "data_dir".into()))
+            // Anything else: APP_SECTION__KEY, e.g. APP_DATABASE__MAX_CONNECTIONS=30.
+            .merge(
+                Env::prefixed("APP_")
+                    .ignore(&["PROFILE", "CONFIG_FILE"])
+                    .split("__"),
+            )
+            .merge(Serialized::default("profile", profile))
+    }
+
+    /// Cross-field rules a type cannot express.
+    pub fn checked(self) -> Result<Self, ConfigError> {
+        if self.database.url.is_none() {
+            return Err(ConfigError::Missing {
+                key: "DATABASE_URL",
+            });
+        }
+        let has_key = self.auth.jwt_secret.is_some() || self.auth.jwt_public_key_path.is_some();
+        if !has_key && (self.profile.is_production_like() || !self.auth.generate_dev_secret) {
+            return Err(ConfigError::Missing { key: "JWT_SECRET" });
+        }
+        if let Some(secret) = &self.auth.jwt_secret {
+            if secret.expose().len() < 32 && self.profile.is_production_like() {
+                return Err(ConfigError::Invalid {
+                    key: "JWT_SECRET",
+                    reason: "must be at least 32 bytes in staging and prod".into(),
+                });
+            }
+        }
+        if self.server.body_limit_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "server.body_limit_bytes",
+                reason: "must be greater than 0".into(),
+            });
+        }
+        Ok(self)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {key} is required")]
+    Missing { key: &'static str },
+    #[error("configuration: {key} {reason}")]
+    Invalid { key: &'static str, reason: String },
+    #[error("configuration: {0}")]
+    Load(Box<figment::Error>),
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(error: figment::Error) -> Self {
+        Self::Load(Box::new(error))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return its large error type
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn dev_defaults_need_nothing_from_the_environment() {
+        Jail::expect_with(|_| {
+            let settings = Settings::load().expect("dev loads");
+            assert_eq!(settings.profile, Profile::Dev);
+            assert!(settings.database.migrate_on_start);
+            assert_eq!(settings.server.port, 8080);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_the_profile_file() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SERVER_PORT", "9090");
+            jail.set_env("APP_DATABASE__MAX_CONNECTIONS", "3");
+            let settings = Settings::load().expect("loads");
+            assert_eq!(settings.server.port, 9090);
+            assert_eq!(settings.database.max_connections, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn prod_needs_database_url_and_secret() {
+        Jail::expect_with(|jail| {
+            jail.set_env("APP_PROFILE", "prod");
+            let error = Settings::load().expect_err("incomplete");
+            assert!(error.to_string().contains("DATABASE_URL"), "{error}");
+            jail.set_env("DATABASE_URL", "postgres://db/x");
+            let error = Settings::load().expect_err("incomplete");
+            assert!(error.to_string().contains("JWT_SECRET"), "{error}");
+            jail.set_env("JWT_SECRET", "s".repeat(32));
+            let settings = Settings::load().expect("complete");
+            assert!(!settings.database.migrate_on_start);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SERVER_PORT", "eighty");
+            let error = Settings::load().expect_err("bad port");
+            assert!(error.to_string().to_lowercase().contains("server.port"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?}"), "***");
+    }
+}

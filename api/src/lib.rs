@@ -1,0 +1,12 @@
+//! The flowable-ui server: HTTP API, authentication, configuration and the command line.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+mod dev_secret;
+pub mod http;
+pub mod telemetry;
+
+pub use app::{AppState, Application};
+pub use config::{Profile, Settings};
