@@ -336,7 +336,10 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("SERVER_PORT", "eighty");
             let error = Settings::load().expect_err("bad port");
-            assert!(error.to_string().to_lowercase().contains("server.port"), "{error}");
+            assert!(
+                error.to_string().to_lowercase().contains("server.port"),
+                "{error}"
+            );
             Ok(())
         });
     }

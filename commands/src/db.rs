@@ -74,10 +74,11 @@ pub async fn create_database_if_missing(url: &str) -> Result<(), sqlx::Error> {
         return Ok(());
     };
     let mut admin = options.clone().database("postgres").connect().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
     if !exists {
         let quoted = name.replace('"', "\"\"");
         match sqlx::query(&format!("CREATE DATABASE \"{quoted}\""))
@@ -113,9 +114,10 @@ impl SchemaStatus {
 
 /// Reads which migrations are applied (an empty database has none).
 pub async fn schema_status(pool: &PgPool) -> Result<SchemaStatus, sqlx::Error> {
-    let table_exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(pool)
-        .await?;
+    let table_exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
     let applied: Vec<i64> = if table_exists {
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
             .fetch_all(pool)

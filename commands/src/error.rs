@@ -42,9 +42,10 @@ pub(crate) struct Conflict;
 impl From<sqlx::Error> for CommandError {
     fn from(error: sqlx::Error) -> Self {
         match error {
-            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                Self::Unavailable(Box::new(error))
-            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed => Self::Unavailable(Box::new(error)),
             other => Self::Store(Box::new(other)),
         }
     }

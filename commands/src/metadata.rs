@@ -65,9 +65,18 @@ mod tests {
             time: DateTime::from_timestamp(0, 0).expect("epoch"),
         };
         let map = meta.to_map("ArchiveModel");
-        assert_eq!(map.get(keys::COMMAND).map(String::as_str), Some("ArchiveModel"));
-        assert_eq!(map.get(keys::TIME).map(String::as_str), Some("1970-01-01T00:00:00.000000Z"));
+        assert_eq!(
+            map.get(keys::COMMAND).map(String::as_str),
+            Some("ArchiveModel")
+        );
+        assert_eq!(
+            map.get(keys::TIME).map(String::as_str),
+            Some("1970-01-01T00:00:00.000000Z")
+        );
         assert!(!map.contains_key(keys::CLIENT_IP));
-        assert_eq!(map.get(keys::USER_AGENT).map(String::as_str), Some("curl/8"));
+        assert_eq!(
+            map.get(keys::USER_AGENT).map(String::as_str),
+            Some("curl/8")
+        );
     }
 }

@@ -5,8 +5,7 @@ use std::time::Duration;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, EventEnvelope, EventStore};
 use domain::{
-    CommandRejected, CommandRejection, ModelId, ProcessModel, ProcessModelCommand,
-    RecordRejection,
+    CommandRejected, CommandRejection, ModelId, ProcessModel, ProcessModelCommand, RecordRejection,
 };
 use postgres_es::PostgresEventRepository;
 use rand::Rng;
@@ -45,7 +44,9 @@ pub struct CommandService {
 impl CommandService {
     pub fn new(pool: PgPool) -> Self {
         Self {
-            models: PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone())),
+            models: PersistedEventStore::new_event_store(PostgresEventRepository::new(
+                pool.clone(),
+            )),
             rejections: PersistedEventStore::new_event_store(PostgresEventRepository::new(
                 pool.clone(),
             )),
@@ -71,11 +72,10 @@ impl CommandService {
         let stream = id.to_string();
         let metadata = metadata.to_map(command.action.name());
         for attempt in 1..=self.max_attempts {
-            let mut context = self
-                .models
-                .load_aggregate(&stream)
-                .await
-                .map_err(|e| CommandError::from_aggregate(e).unwrap_or(CommandError::Contention { attempts: attempt }))?;
+            let mut context = self.models.load_aggregate(&stream).await.map_err(|e| {
+                CommandError::from_aggregate(e)
+                    .unwrap_or(CommandError::Contention { attempts: attempt })
+            })?;
             let sink = cqrs_es::event_sink::EventSink::default();
             context
                 .aggregate
@@ -123,8 +123,7 @@ impl CommandService {
             .await
             .map(|context| context.aggregate)
             .map_err(|e| {
-                CommandError::from_aggregate(e)
-                    .unwrap_or(CommandError::Contention { attempts: 1 })
+                CommandError::from_aggregate(e).unwrap_or(CommandError::Contention { attempts: 1 })
             })
     }
 
@@ -142,11 +141,9 @@ impl CommandService {
     ) -> Result<(), CommandError> {
         let stream = uuid::Uuid::new_v4().to_string();
         let metadata = metadata.to_map(&rejection.command);
-        let context = self
-            .rejections
-            .load_aggregate(&stream)
-            .await
-            .map_err(|e| CommandError::from_aggregate(e).unwrap_or(CommandError::Contention { attempts: 1 }))?;
+        let context = self.rejections.load_aggregate(&stream).await.map_err(|e| {
+            CommandError::from_aggregate(e).unwrap_or(CommandError::Contention { attempts: 1 })
+        })?;
         let mut context = context;
         let sink = cqrs_es::event_sink::EventSink::default();
         context
@@ -157,8 +154,7 @@ impl CommandService {
             .commit(sink.collect().await, context, metadata)
             .await
             .map_err(|e| {
-                CommandError::from_aggregate(e)
-                    .unwrap_or(CommandError::Contention { attempts: 1 })
+                CommandError::from_aggregate(e).unwrap_or(CommandError::Contention { attempts: 1 })
             })?;
         Ok(())
     }

@@ -31,7 +31,12 @@ impl ValueError {
     }
 }
 
-fn bounded(field: &'static str, raw: &str, max: usize, allow_empty: bool) -> Result<String, ValueError> {
+fn bounded(
+    field: &'static str,
+    raw: &str,
+    max: usize,
+    allow_empty: bool,
+) -> Result<String, ValueError> {
     let trimmed = raw.trim();
     if !allow_empty && trimmed.is_empty() {
         return Err(ValueError::Empty { field });
@@ -99,12 +104,13 @@ impl ModelKey {
             return Err(ValueError::Empty { field: FIELD });
         }
         if raw.chars().count() > Self::MAX {
-            return Err(ValueError::TooLong { field: FIELD, max: Self::MAX });
+            return Err(ValueError::TooLong {
+                field: FIELD,
+                max: Self::MAX,
+            });
         }
         let mut chars = raw.chars();
-        let first_ok = chars
-            .next()
-            .is_some_and(|c| c == '_' || c.is_alphabetic());
+        let first_ok = chars.next().is_some_and(|c| c == '_' || c.is_alphabetic());
         let rest_ok = chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if first_ok && rest_ok {
             Ok(Self(raw.to_owned()))
@@ -166,7 +172,10 @@ impl EditorJson {
         // Writing into a counter cannot fail, and a Value always serialises.
         let _ = serde_json::to_writer(&mut counter, &value);
         if counter.0 > Self::MAX_BYTES {
-            return Err(ValueError::TooLarge { field: FIELD, max: Self::MAX_BYTES });
+            return Err(ValueError::TooLarge {
+                field: FIELD,
+                max: Self::MAX_BYTES,
+            });
         }
         Ok(Self(value))
     }
@@ -255,21 +264,37 @@ mod tests {
         assert_eq!(ModelKey::parse(""), Err(ValueError::Empty { field: "key" }));
         assert_eq!(
             ModelKey::parse(&"k".repeat(51)),
-            Err(ValueError::TooLong { field: "key", max: 50 })
+            Err(ValueError::TooLong {
+                field: "key",
+                max: 50
+            })
         );
         for bad in ["1abc", "-a", ".a", "a b", "a:b", "a/b", " a", "a\t"] {
-            assert_eq!(ModelKey::parse(bad), Err(ValueError::NotNcName { field: "key" }), "{bad:?}");
+            assert_eq!(
+                ModelKey::parse(bad),
+                Err(ValueError::NotNcName { field: "key" }),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn name_is_trimmed_and_bounded() {
-        assert_eq!(ModelName::parse("  Order  ").map(|n| n.0), Ok("Order".to_owned()));
-        assert_eq!(ModelName::parse("   "), Err(ValueError::Empty { field: "name" }));
+        assert_eq!(
+            ModelName::parse("  Order  ").map(|n| n.0),
+            Ok("Order".to_owned())
+        );
+        assert_eq!(
+            ModelName::parse("   "),
+            Err(ValueError::Empty { field: "name" })
+        );
         assert!(ModelName::parse(&"n".repeat(100)).is_ok());
         assert_eq!(
             ModelName::parse(&"n".repeat(101)),
-            Err(ValueError::TooLong { field: "name", max: 100 })
+            Err(ValueError::TooLong {
+                field: "name",
+                max: 100
+            })
         );
     }
 
@@ -290,7 +315,10 @@ mod tests {
             Err(ValueError::NotAnObject { field: "modelJson" })
         );
         let big = serde_json::json!({ "x": "y".repeat(EditorJson::MAX_BYTES) });
-        assert!(matches!(EditorJson::parse(big), Err(ValueError::TooLarge { .. })));
+        assert!(matches!(
+            EditorJson::parse(big),
+            Err(ValueError::TooLarge { .. })
+        ));
     }
 
     #[test]

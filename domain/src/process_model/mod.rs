@@ -132,7 +132,9 @@ impl cqrs_es::Aggregate for ProcessModel {
                 state.category = changed.category;
                 state.description = changed.description;
             }
-            ProcessModelEvent::ModelJsonReplaced(replaced) => state.model_json = replaced.model_json,
+            ProcessModelEvent::ModelJsonReplaced(replaced) => {
+                state.model_json = replaced.model_json
+            }
             ProcessModelEvent::DraftVersionOpened(opened) => {
                 state.version = opened.version;
                 state.status = ModelStatus::Draft;

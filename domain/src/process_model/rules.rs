@@ -87,7 +87,9 @@ fn change_metadata(state: &ModelState, action: &'static str, change: ChangeMetad
     let changed = MetadataChanged {
         name: change.name.unwrap_or_else(|| state.name.clone()),
         category: change.category.unwrap_or_else(|| state.category.clone()),
-        description: change.description.unwrap_or_else(|| state.description.clone()),
+        description: change
+            .description
+            .unwrap_or_else(|| state.description.clone()),
     };
     let mut events = begin_edit(state, action)?;
     if changed.name == state.name

@@ -116,7 +116,10 @@ fn create_without_json_starts_from_an_empty_canvas() {
     let [ProcessModelEvent::ModelCreated(created)] = events.as_slice() else {
         panic!("expected one ModelCreated, got {events:?}");
     };
-    assert_eq!(created.model_json, EditorJson::empty_canvas(&key(), &name("Order")));
+    assert_eq!(
+        created.model_json,
+        EditorJson::empty_canvas(&key(), &name("Order"))
+    );
 }
 
 #[test]
@@ -124,7 +127,9 @@ fn create_on_an_existing_stream_is_key_taken() {
     Given::with(())
         .given(vec![created()])
         .when(create_command(None))
-        .then_expect_error(ProcessModelError::KeyTaken { key: "order".into() });
+        .then_expect_error(ProcessModelError::KeyTaken {
+            key: "order".into(),
+        });
 }
 
 #[test]
@@ -397,7 +402,11 @@ fn apply_tracks_state_revision_and_published_content() {
     let state = model.state().expect("created");
     assert_eq!(state.version, 3);
     assert_eq!(state.status, ModelStatus::Draft);
-    assert_eq!(state.model_json, valid_json(), "content of version 1 restored");
+    assert_eq!(
+        state.model_json,
+        valid_json(),
+        "content of version 1 restored"
+    );
     assert_eq!(state.published.keys().copied().collect::<Vec<_>>(), vec![1]);
 }
 

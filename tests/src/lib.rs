@@ -1,0 +1,191 @@
+//! Test support: the real application on a fresh PostgreSQL database, on a free port, with
+//! tokens signed by its own key. Dropping a [`TestApp`] stops it and drops its database.
+
+use std::time::Duration;
+
+use api::auth::Authenticator;
+use api::{Application, Profile, Settings};
+use figment::providers::Serialized;
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+use sqlx::Connection;
+
+/// The HS256 secret every test app uses.
+pub const SECRET: &str = "contract-tests-secret-0123456789abcdef";
+pub const MODELER: &str = "access-modeler";
+pub const ADMIN: &str = "access-admin";
+
+/// Where the test databases live (`TEST_DATABASE_URL`, default: the local server).
+pub fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A running application on its own database.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub pool: sqlx::PgPool,
+    pub auth: Authenticator,
+    database: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Options for [`TestApp::spawn_with`].
+pub struct Options {
+    pub body_limit_bytes: usize,
+    pub public_key_path: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 10 * 1024 * 1024,
+            public_key_path: None,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        let database = format!("fui_test_{}", uuid::Uuid::new_v4().simple());
+        let url = format!("{}/{database}", server_url());
+        let mut figment = Settings::figment(Profile::Test)
+            .merge(Serialized::default("database.url", &url))
+            .merge(Serialized::default("database.max_connections", 20))
+            .merge(Serialized::default("server.host", "127.0.0.1"))
+            .merge(Serialized::default("server.port", 0))
+            .merge(Serialized::default(
+                "server.body_limit_bytes",
+                options.body_limit_bytes,
+            ))
+            .merge(Serialized::default("auth.jwt_secret", SECRET));
+        if let Some(path) = &options.public_key_path {
+            figment = figment.merge(Serialized::default("auth.jwt_public_key_path", path));
+        }
+        let settings: Settings = figment.extract().expect("test settings");
+        let app = Application::build(&settings)
+            .await
+            .expect("application builds");
+        let port = app.port();
+        let auth = app.authenticator().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let pool = sqlx::PgPool::connect(&url).await.expect("test pool");
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+            pool,
+            auth,
+            database,
+            stop: Some(stop),
+        }
+    }
+
+    /// A token for `sub` in `tenant` with `privileges`.
+    pub fn token(&self, sub: &str, tenant: &str, privileges: &[&str]) -> String {
+        let privileges: Vec<String> = privileges.iter().map(|p| (*p).to_owned()).collect();
+        self.auth
+            .issue(sub, tenant, &privileges, Duration::from_secs(600))
+            .expect("token")
+    }
+
+    /// A modeler of tenant `acme`.
+    pub fn modeler(&self) -> String {
+        self.token("alice", "acme", &[MODELER])
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+    }
+
+    /// Creates a model and returns its JSON view.
+    pub async fn create(&self, token: &str, key: &str) -> Value {
+        let response = self
+            .request(Method::POST, "/api/v1/process-models", token)
+            .json(&serde_json::json!({ "key": key, "name": format!("Model {key}") }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 201, "create {key}");
+        response.json().await.expect("json")
+    }
+
+    /// Counts stored events of one aggregate type.
+    pub async fn count_events(&self, aggregate_type: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = $1")
+            .bind(aggregate_type)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let database = self.database.clone();
+        // Drop cannot be async: drop the database from a helper thread with its own runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime
+                .block_on(async {
+                    let mut admin =
+                        sqlx::PgConnection::connect(&format!("{}/postgres", server_url())).await?;
+                    sqlx::query(&format!(
+                        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                    ))
+                    .execute(&mut admin)
+                    .await?;
+                    admin.close().await
+                })
+                .map_err(std::io::Error::other)
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("warning: could not drop test database {}", self.database);
+        }
+    }
+}
+
+/// Asserts a problem+json response with `status`, returning its body.
+pub async fn expect_problem(response: Response, status: u16) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.expect("problem body");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
+    body
+}
+
+/// Path of a shared Flowable fixture, or `None` (with a note) when `../shared` is absent.
+pub fn shared_fixture(name: &str) -> Option<Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/flowable")
+        .join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes).expect("fixture is JSON")),
+        Err(_) => {
+            eprintln!("skipped: shared fixtures not found at {}", path.display());
+            None
+        }
+    }
+}
