@@ -14,12 +14,30 @@ use tokio::net::TcpListener;
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::dev_secret;
+use crate::metrics::Metrics;
 
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub commands: Arc<CommandService>,
     pub auth: Authenticator,
+    pub metrics: Metrics,
+    pub info: Arc<BuildInfo>,
+}
+
+/// What `/actuator/info` reports.
+#[derive(Debug, serde::Serialize)]
+pub struct BuildInfo {
+    pub version: &'static str,
+    pub commit: &'static str,
+    pub build_time: &'static str,
+    pub profile: &'static str,
+}
+
+impl FromRef<AppState> for Metrics {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
 }
 
 impl FromRef<AppState> for Authenticator {
@@ -76,8 +94,15 @@ impl Application {
         }
         let auth = authenticator(settings)?;
         let state = AppState {
+            metrics: Metrics::new(pool.clone()),
             commands: Arc::new(CommandService::new(pool)),
             auth: auth.clone(),
+            info: Arc::new(BuildInfo {
+                version: env!("CARGO_PKG_VERSION"),
+                commit: option_env!("FLOWABLE_UI_GIT_COMMIT").unwrap_or("unknown"),
+                build_time: option_env!("FLOWABLE_UI_BUILD_TIME").unwrap_or("unknown"),
+                profile: settings.profile.as_str(),
+            }),
         };
         let router = crate::http::router(state, &settings.server);
         let address = format!("{}:{}", settings.server.host, settings.server.port);

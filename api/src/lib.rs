@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 mod dev_secret;
 pub mod http;
+pub mod metrics;
 pub mod telemetry;
 
 pub use app::{AppState, Application};

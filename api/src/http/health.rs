@@ -46,3 +46,24 @@ async fn check_database(state: &AppState) -> (bool, Value) {
         }
     }
 }
+
+/// The Prometheus text exposition.
+pub async fn prometheus(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match state.metrics.render() {
+        Ok(body) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(error) => crate::http::problem::ApiError::internal(error).into_response(),
+    }
+}
+
+/// Version, commit, build time and profile.
+pub async fn info(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "app": { "name": "flowable-ui" }, "build": &*state.info }))
+}

@@ -40,12 +40,18 @@ pub fn router(state: AppState, server: &ServerSettings) -> Router {
     let actuator = Router::new()
         .route("/health", get(health::health))
         .route("/health/liveness", get(health::liveness))
-        .route("/health/readiness", get(health::readiness));
+        .route("/health/readiness", get(health::readiness))
+        .route("/prometheus", get(health::prometheus))
+        .route("/info", get(health::info));
     Router::new()
         .nest("/api/v1/process-models", models)
         .nest("/actuator", actuator)
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track_requests,
+        ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(server.body_limit_bytes))
         .layer(Extension(BodyLimit(server.body_limit_bytes)))

@@ -277,10 +277,14 @@ async fn execute(
         expected_revision,
         action,
     };
-    state
+    let committed = state
         .commands
         .execute(id, command, &metadata(caller, ctx))
         .await?;
+    state
+        .metrics
+        .eventstore_appends
+        .inc_by(committed.events.len() as u64);
     load_view(state, caller, id).await
 }
 
@@ -337,6 +341,13 @@ async fn audited<T>(
         return result;
     };
     if error.status().is_client_error() {
+        state
+            .metrics
+            .commands_rejected
+            .get_or_create(&crate::metrics::RejectionLabels {
+                reason: error.slug().to_owned(),
+            })
+            .inc();
         let rejection = Rejection {
             tenant_id: Some(caller.tenant_id.clone()),
             command: command.to_owned(),

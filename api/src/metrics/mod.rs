@@ -1,0 +1,77 @@
+//! Prometheus metrics (prometheus-client), served at `/actuator/prometheus` under the names
+//! the Grafana dashboard in `deploy/grafana/` queries.
+
+mod http;
+mod process;
+mod store;
+
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+
+pub use http::track_requests;
+
+/// The metrics of one server. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Mutex<Registry>>,
+    http: http::HttpMetrics,
+    /// Events appended by this replica's commands (sum over replicas for the total).
+    pub eventstore_appends: Counter,
+    /// Commands refused, by reason (sum over replicas).
+    pub commands_rejected: prometheus_client::metrics::family::Family<RejectionLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct RejectionLabels {
+    pub reason: String,
+}
+
+impl Metrics {
+    pub fn new(pool: sqlx::PgPool) -> Self {
+        let mut registry = Registry::default();
+        let http = http::HttpMetrics::register(&mut registry);
+        let eventstore_appends = Counter::default();
+        registry.register(
+            "eventstore_appends",
+            "Events appended to the event store by commands of this replica",
+            eventstore_appends.clone(),
+        );
+        let commands_rejected = prometheus_client::metrics::family::Family::default();
+        registry.register(
+            "commands_rejected",
+            "Commands refused, by reason, on this replica",
+            commands_rejected.clone(),
+        );
+        registry.register_collector(Box::new(process::ProcessCollector::new()));
+        registry.register_collector(Box::new(store::PoolCollector::new(pool)));
+        Self {
+            registry: Arc::new(Mutex::new(registry)),
+            http,
+            eventstore_appends,
+            commands_rejected,
+        }
+    }
+
+    /// Lets other parts (projections, relay) add their own metrics.
+    pub fn with_registry<R>(&self, f: impl FnOnce(&mut Registry) -> R) -> R {
+        let mut registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut registry)
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut out = String::with_capacity(16 * 1024);
+        encode(&mut out, &registry)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,77 @@
+//! Health, metrics and info endpoints in the shapes Actuator clients expect.
+
+use contract_tests::TestApp;
+use reqwest::Method;
+use serde_json::Value;
+
+#[tokio::test]
+async fn health_endpoints_report_up() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/actuator/health",
+        "/actuator/health/liveness",
+        "/actuator/health/readiness",
+    ] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200, "{path}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["status"], "UP", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn prometheus_exposes_request_histogram_by_route_template() {
+    let app = TestApp::spawn().await;
+    let token = app.modeler();
+    let id = app.create(&token, "metered").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let response = app
+        .request(Method::GET, &format!("/api/v1/process-models/{id}"), &token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 200);
+    let text = app
+        .client
+        .get(format!("{}/actuator/prometheus", app.base))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    for expected in [
+        "http_server_requests_seconds_bucket",
+        "uri=\"/api/v1/process-models/{id}\"",
+        "outcome=\"SUCCESS\"",
+        "eventstore_appends_total 1",
+        "process_resident_memory_bytes",
+        "db_pool_connections_idle",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in:\n{text}");
+    }
+    assert!(!text.contains(&id), "ids never become label values");
+}
+
+#[tokio::test]
+async fn info_names_version_and_profile() {
+    let app = TestApp::spawn().await;
+    let body: Value = app
+        .client
+        .get(format!("{}/actuator/info", app.base))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["build"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["build"]["profile"], "test");
+}
