@@ -15,11 +15,13 @@ use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::dev_secret;
 use crate::metrics::Metrics;
+use crate::read_side::{self, ReadSide, Runners};
 
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub commands: Arc<CommandService>,
+    pub read: ReadSide,
     pub auth: Authenticator,
     pub metrics: Metrics,
     pub info: Arc<BuildInfo>,
@@ -52,6 +54,7 @@ pub struct Application {
     router: axum::Router,
     shutdown_grace: Duration,
     auth: Authenticator,
+    runners: Runners,
 }
 
 impl Application {
@@ -93,7 +96,9 @@ impl Application {
             );
         }
         let auth = authenticator(settings)?;
+        let (read, runners) = read_side::build(&pool, &settings.projections);
         let state = AppState {
+            read,
             metrics: Metrics::new(pool.clone()),
             commands: Arc::new(CommandService::new(pool)),
             auth: auth.clone(),
@@ -114,6 +119,7 @@ impl Application {
             router,
             shutdown_grace: Duration::from_secs(settings.server.shutdown_grace_secs),
             auth,
+            runners,
         })
     }
 
@@ -140,6 +146,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let (stop_workers, _) = tokio::sync::watch::channel(false);
+        let workers = self.runners.spawn(&stop_workers);
         let grace = self.shutdown_grace;
         let server = axum::serve(
             self.listener,
@@ -151,17 +159,27 @@ impl Application {
             tracing::info!("shutting down: draining in-flight requests");
             let _ = tx.send(true);
         });
+        let stop = stop_workers;
         let drained = async move {
             let _ = rx.wait_for(|stopping| *stopping).await;
             tokio::time::sleep(grace).await;
         };
-        tokio::select! {
+        let result = tokio::select! {
             result = server => result.context("server error"),
             () = drained => {
                 tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
                 Ok(())
             }
+        };
+        // The server is done: stop the projectors (each finishes its batch and releases its
+        // lock so a standby replica takes over at once).
+        let _ = stop.send(true);
+        for worker in workers {
+            if let Err(error) = worker.await {
+                tracing::error!(%error, "a background worker failed");
+            }
         }
+        result
     }
 }
 

@@ -91,6 +91,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
+    pub projections: ProjectionSettings,
     /// Where local state lives (the generated development secret).
     pub data_dir: PathBuf,
 }
@@ -133,6 +134,18 @@ pub struct AuthSettings {
     pub audience: Option<String>,
     /// Dev only: without a secret, generate one and keep it in `data_dir`.
     pub generate_dev_secret: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectionSettings {
+    /// Most events a projector applies in one transaction.
+    pub batch_size: i64,
+    /// How often projectors re-read the feed when no notification arrives.
+    pub poll_interval_ms: u64,
+    /// How long a command waits for the read tables to include its events before it
+    /// answers anyway (saying so in `X-Read-Your-Writes: timeout`).
+    pub read_your_writes_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -180,6 +193,11 @@ impl Settings {
             log: LogSettings {
                 level: "info".into(),
                 format: LogFormat::Json,
+            },
+            projections: ProjectionSettings {
+                batch_size: 500,
+                poll_interval_ms: 500,
+                read_your_writes_timeout_ms: 2000,
             },
             data_dir: PathBuf::from("data"),
         }

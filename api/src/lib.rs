@@ -7,6 +7,7 @@ pub mod config;
 mod dev_secret;
 pub mod http;
 pub mod metrics;
+pub mod read_side;
 pub mod telemetry;
 
 pub use app::{AppState, Application};

@@ -7,6 +7,7 @@ pub mod error;
 pub mod history;
 pub mod metadata;
 pub mod service;
+pub mod upcast;
 
 pub use error::CommandError;
 pub use history::{HistoryEvent, StorePosition};

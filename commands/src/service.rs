@@ -46,7 +46,8 @@ impl CommandService {
         Self {
             models: PersistedEventStore::new_event_store(PostgresEventRepository::new(
                 pool.clone(),
-            )),
+            ))
+            .with_upcasters(vec![Box::new(crate::upcast::ModelEventUpcaster)]),
             rejections: PersistedEventStore::new_event_store(PostgresEventRepository::new(
                 pool.clone(),
             )),

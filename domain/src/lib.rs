@@ -6,6 +6,7 @@
 
 pub mod process_model;
 pub mod rejection;
+pub mod upcast;
 pub mod validation;
 pub mod values;
 

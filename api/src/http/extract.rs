@@ -212,6 +212,30 @@ impl<S: Send + Sync> FromRequestParts<S> for ModelIdPath {
     }
 }
 
+/// Query parameters, with parse errors (naming the parameter) as problem+json 400s.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|rejection| {
+                let text = rejection.body_text();
+                let detail = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text);
+                ApiError::BadRequest(format!("invalid query: {detail}"))
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

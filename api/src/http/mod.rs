@@ -5,6 +5,7 @@ pub mod extract;
 pub mod health;
 pub mod models;
 pub mod problem;
+pub mod queries;
 
 use std::time::Duration;
 
@@ -29,14 +30,16 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// All routes with their middleware.
 pub fn router(state: AppState, server: &ServerSettings) -> Router {
     let models = Router::new()
-        .route("/", post(models::create))
+        .route("/", post(models::create).get(queries::list))
         .route("/validate", post(models::validate))
         .route("/{id}", get(models::get).patch(models::change_metadata))
         .route("/{id}/model", put(models::replace_model_json))
         .route("/{id}/publish", post(models::publish))
         .route("/{id}/archive", post(models::archive))
         .route("/{id}/restore", post(models::restore))
-        .route("/{id}/events", get(models::events));
+        .route("/{id}/events", get(models::events))
+        .route("/{id}/versions", get(queries::versions))
+        .route("/{id}/versions/{version}", get(queries::version));
     let actuator = Router::new()
         .route("/health", get(health::health))
         .route("/health/liveness", get(health::liveness))

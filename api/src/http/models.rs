@@ -2,7 +2,7 @@
 //! one model and its history, and stand-alone validation.
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
@@ -19,8 +19,11 @@ use super::dto::{
 };
 use super::extract::{ApiJson, IfMatch, MaybeJson, ModelIdPath, RequestContext};
 use super::problem::ApiError;
+use super::queries::read_error;
 use crate::app::AppState;
 use crate::auth::{Caller, Privilege};
+use projections::models::query;
+use projections::Position;
 
 /// A JSON body whose extraction error is handled by the command (so it is audited).
 type Body<T> = Result<ApiJson<T>, ApiError>;
@@ -62,7 +65,7 @@ pub async fn create(
     }
     .await;
     let response = audited(&state, &caller, &ctx, "CreateModel", resource, result).await?;
-    let location = format!("/api/v1/process-models/{}", response.id);
+    let location = format!("/api/v1/process-models/{}", response.id());
     let mut response = model_response(StatusCode::CREATED, response);
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
@@ -230,8 +233,14 @@ pub async fn get(
     ModelIdPath(id): ModelIdPath,
 ) -> Result<Response, ApiError> {
     caller.require(Privilege::Modeler)?;
-    let view = load_view(&state, &caller, id).await?;
-    Ok(model_response(StatusCode::OK, view))
+    let row = query::get(state.commands.pool(), &caller.tenant_id, id.as_uuid())
+        .await
+        .map_err(read_error)?
+        .ok_or_else(not_found)?;
+    Ok(model_response(
+        StatusCode::OK,
+        Fresh::Yes(ModelResponse::from_row(row)),
+    ))
 }
 
 pub async fn events(
@@ -271,7 +280,7 @@ async fn execute(
     id: ModelId,
     expected_revision: Option<u64>,
     action: ModelAction,
-) -> Result<ModelResponse, ApiError> {
+) -> Result<Fresh<ModelResponse>, ApiError> {
     let command = ProcessModelCommand {
         tenant_id: TenantId::new(caller.tenant_id.clone()),
         expected_revision,
@@ -285,7 +294,46 @@ async fn execute(
         .metrics
         .eventstore_appends
         .inc_by(committed.events.len() as u64);
-    load_view(state, caller, id).await
+    // Read-your-writes: answer once the read table has the change, so a GET right after
+    // this response shows it. A command that wrote nothing waits for the model's earlier
+    // events instead.
+    let caught_up = match committed.position {
+        Some(position) => {
+            state
+                .read
+                .wait_for_models(Position::new(
+                    position.tx_id as u64,
+                    position.global_position,
+                ))
+                .await
+        }
+        None => state
+            .read
+            .models
+            .wait_for_aggregate(
+                <ProcessModel as cqrs_es::Aggregate>::TYPE,
+                &id.to_string(),
+                state.read.read_your_writes_timeout,
+            )
+            .await
+            .unwrap_or(false),
+    };
+    if caught_up {
+        if let Some(row) = query::get(state.commands.pool(), &caller.tenant_id, id.as_uuid())
+            .await
+            .map_err(read_error)?
+        {
+            return Ok(Fresh::Yes(ModelResponse::from_row(row)));
+        }
+    }
+    // The projection is behind: answer from the event store, and say so.
+    load_view(state, caller, id).await.map(Fresh::Stale)
+}
+
+/// A command's answer, and whether the read tables already include it.
+enum Fresh<T> {
+    Yes(T),
+    Stale(T),
 }
 
 async fn load_view(
@@ -321,7 +369,7 @@ async fn respond(
     ctx: &RequestContext,
     command: &'static str,
     id: ModelId,
-    result: Result<ModelResponse, ApiError>,
+    result: Result<Fresh<ModelResponse>, ApiError>,
 ) -> Result<Response, ApiError> {
     let view = audited(state, caller, ctx, command, Some(id), result).await?;
     Ok(model_response(StatusCode::OK, view))
@@ -370,11 +418,29 @@ async fn audited<T>(
     Err(error)
 }
 
-fn model_response(status: StatusCode, view: ModelResponse) -> Response {
+fn model_response(status: StatusCode, view: Fresh<ModelResponse>) -> Response {
+    let (view, fresh) = match view {
+        Fresh::Yes(view) => (view, true),
+        Fresh::Stale(view) => (view, false),
+    };
     let etag = format!("\"{}\"", view.revision);
     let mut response = (status, Json(view)).into_response();
     if let Ok(value) = HeaderValue::from_str(&etag) {
         response.headers_mut().insert(header::ETAG, value);
     }
+    if !fresh {
+        response.headers_mut().insert(
+            HeaderName::from_static("x-read-your-writes"),
+            HeaderValue::from_static("timeout"),
+        );
+    }
     response
+}
+
+impl Fresh<ModelResponse> {
+    fn id(&self) -> ModelId {
+        match self {
+            Self::Yes(view) | Self::Stale(view) => view.id,
+        }
+    }
 }

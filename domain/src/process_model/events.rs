@@ -66,13 +66,16 @@ pub struct ModelArchived {
     pub version: u32,
 }
 
-/// Back to DRAFT at `version`; with `fromVersion`, the content of that published version
+/// Back to DRAFT at `version`; with `sourceVersion`, the content of that published version
 /// (which the read side already holds in `model_versions`), otherwise the latest content.
+///
+/// Version 2.0. Version 1.0 named the source `fromVersion` (too easily read as a time
+/// range); `crate::upcast` renames it when old events are read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelRestored {
     pub version: u32,
-    pub from_version: Option<u32>,
+    pub source_version: Option<u32>,
 }
 
 impl cqrs_es::DomainEvent for ProcessModelEvent {
@@ -90,6 +93,10 @@ impl cqrs_es::DomainEvent for ProcessModelEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            Self::ModelRestored(_) => crate::upcast::MODEL_RESTORED_V2,
+            _ => "1.0",
+        }
+        .to_owned()
     }
 }

@@ -150,7 +150,7 @@ impl cqrs_es::Aggregate for ProcessModel {
                 state.version = restored.version;
                 state.status = ModelStatus::Draft;
                 if let Some(content) = restored
-                    .from_version
+                    .source_version
                     .and_then(|v| state.published.get(&v).cloned())
                 {
                     state.model_json = content;

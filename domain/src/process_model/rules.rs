@@ -153,7 +153,7 @@ fn restore_model(state: &ModelState, action: &'static str, restore: RestoreModel
     };
     Ok(vec![ProcessModelEvent::ModelRestored(ModelRestored {
         version,
-        from_version: restore.from_version,
+        source_version: restore.from_version,
     })])
 }
 

@@ -333,7 +333,7 @@ fn an_archived_model_refuses_archive_and_edits() {
 fn restored(version: u32, from_version: Option<u32>) -> ProcessModelEvent {
     ProcessModelEvent::ModelRestored(ModelRestored {
         version,
-        from_version,
+        source_version: from_version,
     })
 }
 

@@ -1,0 +1,143 @@
+//! Reads served from the projections: lists of models and their published versions.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use projections::models::query::{self, ListPage, ModelFilter, SortColumn};
+
+use super::dto::{ListParams, ModelSummary, Page, VersionResponse};
+use super::extract::{ApiQuery, ModelIdPath};
+use super::problem::ApiError;
+use crate::app::AppState;
+use crate::auth::{Caller, Privilege};
+
+pub const MAX_PAGE_SIZE: i64 = 1000;
+const DEFAULT_PAGE_SIZE: i64 = 10;
+
+/// `GET /api/v1/process-models`
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<Page<ModelSummary>>, ApiError> {
+    caller.require(Privilege::Modeler)?;
+    let sort_name = params.sort.unwrap_or_else(|| "name".into());
+    let sort = match sort_name.as_str() {
+        "name" => SortColumn::Name,
+        "key" => SortColumn::Key,
+        "createdTime" => SortColumn::CreatedTime,
+        "updatedTime" => SortColumn::UpdatedTime,
+        "version" => SortColumn::Version,
+        _ => {
+            return Err(ApiError::field(
+                "sort",
+                "must be one of name, key, createdTime, updatedTime, version",
+            ))
+        }
+    };
+    let order = params.order.unwrap_or_else(|| "asc".into());
+    let descending = match order.as_str() {
+        "asc" => false,
+        "desc" => true,
+        _ => return Err(ApiError::field("order", "must be asc or desc")),
+    };
+    let start = params.start.unwrap_or(0);
+    if start < 0 {
+        return Err(ApiError::field("start", "must be 0 or more"));
+    }
+    let size = params.size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(0..=MAX_PAGE_SIZE).contains(&size) {
+        return Err(ApiError::field(
+            "size",
+            format!("must be between 0 and {MAX_PAGE_SIZE}"),
+        ));
+    }
+    if let Some(status) = &params.status {
+        if !matches!(status.as_str(), "DRAFT" | "PUBLISHED" | "ARCHIVED") {
+            return Err(ApiError::field(
+                "status",
+                "must be DRAFT, PUBLISHED or ARCHIVED",
+            ));
+        }
+    }
+    let filter = ModelFilter {
+        key: params.key,
+        name_like: params.name_like,
+        category: params.category,
+        status: params.status,
+        created_by: params.created_by,
+    };
+    let page = ListPage {
+        sort,
+        descending,
+        start,
+        size,
+    };
+    let (rows, total) = query::list(state.commands.pool(), &caller.tenant_id, &filter, page)
+        .await
+        .map_err(read_error)?;
+    Ok(Json(Page {
+        data: rows.into_iter().map(ModelSummary::from).collect(),
+        total,
+        start,
+        sort: sort_name,
+        order,
+        size,
+    }))
+}
+
+/// `GET /api/v1/process-models/{id}/versions`
+pub async fn versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    ModelIdPath(id): ModelIdPath,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Privilege::Modeler)?;
+    let pool = state.commands.pool();
+    // A model of another tenant is as absent as a missing one.
+    if query::get(pool, &caller.tenant_id, id.as_uuid())
+        .await
+        .map_err(read_error)?
+        .is_none()
+    {
+        return Err(ApiError::NotFound("process model not found".into()));
+    }
+    let versions: Vec<VersionResponse> = query::versions(pool, &caller.tenant_id, id.as_uuid())
+        .await
+        .map_err(read_error)?
+        .into_iter()
+        .map(VersionResponse::from)
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "data": versions, "total": versions.len() }),
+    ))
+}
+
+/// `GET /api/v1/process-models/{id}/versions/{version}`
+pub async fn version(
+    State(state): State<AppState>,
+    caller: Caller,
+    ModelIdPath(id): ModelIdPath,
+    Path((_, version)): Path<(String, String)>,
+) -> Result<Json<VersionResponse>, ApiError> {
+    caller.require(Privilege::Modeler)?;
+    let not_found =
+        || ApiError::NotFound(format!("version {version} of this model is not published"));
+    let number: i32 = version.parse().map_err(|_| not_found())?;
+    query::version(
+        state.commands.pool(),
+        &caller.tenant_id,
+        id.as_uuid(),
+        number,
+    )
+    .await
+    .map_err(read_error)?
+    .map(|row| Json(VersionResponse::from(row)))
+    .ok_or_else(not_found)
+}
+
+pub(super) fn read_error(error: sqlx::Error) -> ApiError {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => ApiError::Unavailable(Box::new(error)),
+        other => ApiError::internal(other),
+    }
+}

@@ -1,0 +1,81 @@
+//! The projectors this replica runs (each active on one replica at a time, the others on
+//! standby), and the handles the API uses to wait for them (read-your-writes) and report
+//! their state.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use projections::models::ModelsProjector;
+use projections::{Position, ProjectorHandle, ProjectorRunner, RunnerConfig};
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::config::ProjectionSettings;
+
+/// What handlers need of the read side.
+#[derive(Clone)]
+pub struct ReadSide {
+    pub models: ProjectorHandle,
+    /// How long a command waits for the read tables to include its events.
+    pub read_your_writes_timeout: Duration,
+}
+
+impl ReadSide {
+    /// Waits until the model projection has applied the event at `position`; `false` when
+    /// the wait timed out (the command still succeeded).
+    pub async fn wait_for_models(&self, position: Position) -> bool {
+        self.models
+            .wait_for(position, self.read_your_writes_timeout)
+            .await
+    }
+}
+
+type RunnerFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The runners, not yet started.
+pub struct Runners {
+    runners: Vec<Box<dyn FnOnce(watch::Receiver<bool>) -> RunnerFuture + Send>>,
+}
+
+impl Runners {
+    /// Starts every runner; they stop when `stop` turns true.
+    pub fn spawn(self, stop: &watch::Sender<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        self.runners
+            .into_iter()
+            .map(|start| tokio::spawn(start(stop.subscribe())))
+            .collect()
+    }
+}
+
+fn runner_config(settings: &ProjectionSettings) -> RunnerConfig {
+    RunnerConfig {
+        batch_size: settings.batch_size,
+        poll_interval: Duration::from_millis(settings.poll_interval_ms),
+        ..RunnerConfig::default()
+    }
+}
+
+/// Builds the projector runners for `pool` and the handles to them.
+pub fn build(pool: &PgPool, settings: &ProjectionSettings) -> (ReadSide, Runners) {
+    let models = ProjectorRunner::new(
+        pool.clone(),
+        Arc::new(ModelsProjector::live()),
+        runner_config(settings),
+    );
+    let read = ReadSide {
+        models: models.handle(),
+        read_your_writes_timeout: Duration::from_millis(settings.read_your_writes_timeout_ms),
+    };
+    let runners = Runners {
+        runners: vec![Box::new(move |stop: watch::Receiver<bool>| {
+            Box::pin(models.run(stopped(stop))) as RunnerFuture
+        })],
+    };
+    (read, runners)
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}

@@ -1,0 +1,168 @@
+//! Reads of the active generation of `process_models` and `model_versions`, always scoped
+//! to one tenant.
+
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::store::{ModelRow, VersionRow};
+use super::FAMILY;
+
+/// Sortable columns (the API's names map onto these; nothing else reaches the SQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    Name,
+    Key,
+    CreatedTime,
+    UpdatedTime,
+    Version,
+}
+
+impl SortColumn {
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Key => "process_key",
+            Self::CreatedTime => "created_time",
+            Self::UpdatedTime => "updated_time",
+            Self::Version => "version",
+        }
+    }
+}
+
+/// Optional filters of a model list; all given ones must match.
+#[derive(Debug, Clone, Default)]
+pub struct ModelFilter {
+    pub key: Option<String>,
+    /// A `LIKE` pattern on the name, case-insensitive; without `%` it matches a substring.
+    pub name_like: Option<String>,
+    pub category: Option<String>,
+    pub status: Option<String>,
+    pub created_by: Option<String>,
+}
+
+/// Sorting and paging.
+#[derive(Debug, Clone, Copy)]
+pub struct ListPage {
+    pub sort: SortColumn,
+    pub descending: bool,
+    pub start: i64,
+    pub size: i64,
+}
+
+const ACTIVE: &str = "(SELECT active FROM projection_generations WHERE name = 'process_models')";
+
+const MODEL_COLUMNS: &str = "id, tenant_id, process_key, name, category, description, version, \
+     status, model_json, created_by, created_time, updated_by, updated_time, revision";
+
+/// One model of `tenant`, if it exists there.
+pub async fn get(pool: &PgPool, tenant: &str, id: Uuid) -> Result<Option<ModelRow>, sqlx::Error> {
+    debug_assert_eq!(FAMILY, "process_models");
+    sqlx::query_as(&format!(
+        "SELECT {MODEL_COLUMNS} FROM process_models
+          WHERE generation = {ACTIVE} AND tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+fn push_filters<'a>(
+    query: &mut QueryBuilder<'a, Postgres>,
+    tenant: &'a str,
+    filter: &'a ModelFilter,
+) {
+    query.push(" WHERE generation = ").push(ACTIVE);
+    query.push(" AND tenant_id = ").push_bind(tenant);
+    if let Some(key) = &filter.key {
+        query.push(" AND process_key = ").push_bind(key);
+    }
+    if let Some(pattern) = &filter.name_like {
+        let pattern = if pattern.contains('%') {
+            pattern.to_lowercase()
+        } else {
+            format!("%{}%", pattern.to_lowercase())
+        };
+        query.push(" AND lower(name) LIKE ").push_bind(pattern);
+    }
+    if let Some(category) = &filter.category {
+        query.push(" AND category = ").push_bind(category);
+    }
+    if let Some(status) = &filter.status {
+        query.push(" AND status = ").push_bind(status);
+    }
+    if let Some(created_by) = &filter.created_by {
+        query.push(" AND created_by = ").push_bind(created_by);
+    }
+}
+
+/// A page of `tenant`'s models (without their editor JSON, which can be large) and the
+/// total number that match.
+pub async fn list(
+    pool: &PgPool,
+    tenant: &str,
+    filter: &ModelFilter,
+    page: ListPage,
+) -> Result<(Vec<ModelRow>, i64), sqlx::Error> {
+    let mut count = QueryBuilder::new("SELECT count(*) FROM process_models");
+    push_filters(&mut count, tenant, filter);
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    if page.size == 0 || page.start >= total {
+        return Ok((Vec::new(), total));
+    }
+    let mut rows = QueryBuilder::new(
+        "SELECT id, tenant_id, process_key, name, category, description, version, status, \
+         'null'::jsonb AS model_json, created_by, created_time, updated_by, updated_time, revision \
+         FROM process_models",
+    );
+    push_filters(&mut rows, tenant, filter);
+    let direction = if page.descending { "DESC" } else { "ASC" };
+    // The id breaks ties so that paging is stable.
+    rows.push(format!(
+        " ORDER BY {} {direction}, id {direction}",
+        page.sort.sql()
+    ));
+    rows.push(" LIMIT ").push_bind(page.size);
+    rows.push(" OFFSET ").push_bind(page.start);
+    let rows = rows.build_query_as().fetch_all(pool).await?;
+    Ok((rows, total))
+}
+
+/// The published versions of one of `tenant`'s models, oldest first (editor JSON left out).
+pub async fn versions(
+    pool: &PgPool,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Vec<VersionRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT model_id, version, tenant_id, process_key, name, 'null'::jsonb AS model_json,
+                comment, published_by, published_time
+           FROM model_versions
+          WHERE generation = {ACTIVE} AND tenant_id = $1 AND model_id = $2
+          ORDER BY version"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_all(pool)
+    .await
+}
+
+/// One published version with its frozen editor JSON.
+pub async fn version(
+    pool: &PgPool,
+    tenant: &str,
+    id: Uuid,
+    version: i32,
+) -> Result<Option<VersionRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT model_id, version, tenant_id, process_key, name, model_json, comment,
+                published_by, published_time
+           FROM model_versions
+          WHERE generation = {ACTIVE} AND tenant_id = $1 AND model_id = $2 AND version = $3"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(version)
+    .fetch_optional(pool)
+    .await
+}

@@ -1,0 +1,170 @@
+//! SQL of the `process_models` and `model_versions` tables: batched reads and writes.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection};
+use uuid::Uuid;
+
+/// One `process_models` row of one generation.
+#[derive(Debug, Clone, FromRow)]
+pub struct ModelRow {
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub process_key: String,
+    pub name: String,
+    pub category: Option<String>,
+    pub description: Option<String>,
+    pub version: i32,
+    pub status: String,
+    pub model_json: serde_json::Value,
+    pub created_by: Option<String>,
+    pub created_time: DateTime<Utc>,
+    pub updated_by: Option<String>,
+    pub updated_time: DateTime<Utc>,
+    pub revision: i64,
+}
+
+/// One `model_versions` row: a published version, frozen.
+#[derive(Debug, Clone, FromRow)]
+pub struct VersionRow {
+    pub model_id: Uuid,
+    pub version: i32,
+    pub tenant_id: String,
+    pub process_key: String,
+    pub name: String,
+    pub model_json: serde_json::Value,
+    pub comment: Option<String>,
+    pub published_by: Option<String>,
+    pub published_time: DateTime<Utc>,
+}
+
+pub(super) async fn load_models(
+    conn: &mut PgConnection,
+    generation: i64,
+    ids: &[Uuid],
+) -> Result<Vec<ModelRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, tenant_id, process_key, name, category, description, version, status,
+                model_json, created_by, created_time, updated_by, updated_time, revision
+           FROM process_models
+          WHERE generation = $1 AND id = ANY($2)",
+    )
+    .bind(generation)
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
+pub(super) async fn version_json(
+    conn: &mut PgConnection,
+    generation: i64,
+    model_id: Uuid,
+    version: i32,
+) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT model_json FROM model_versions
+          WHERE generation = $1 AND model_id = $2 AND version = $3",
+    )
+    .bind(generation)
+    .bind(model_id)
+    .bind(version)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Writes the final image of every touched row in one statement.
+pub(super) async fn upsert_models(
+    conn: &mut PgConnection,
+    generation: i64,
+    rows: &[ModelRow],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    macro_rules! column {
+        ($field:ident) => {
+            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
+        };
+    }
+    sqlx::query(
+        "INSERT INTO process_models
+             (generation, id, tenant_id, process_key, name, category, description, version, status,
+              model_json, created_by, created_time, updated_by, updated_time, revision)
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                  $7::text[], $8::int4[], $9::text[], $10::jsonb[], $11::text[],
+                                  $12::timestamptz[], $13::text[], $14::timestamptz[], $15::int8[])
+         ON CONFLICT (generation, id) DO UPDATE SET
+             name = EXCLUDED.name, category = EXCLUDED.category,
+             description = EXCLUDED.description, version = EXCLUDED.version,
+             status = EXCLUDED.status, model_json = EXCLUDED.model_json,
+             updated_by = EXCLUDED.updated_by, updated_time = EXCLUDED.updated_time,
+             revision = EXCLUDED.revision",
+    )
+    .bind(generation)
+    .bind(column!(id))
+    .bind(column!(tenant_id))
+    .bind(column!(process_key))
+    .bind(column!(name))
+    .bind(column!(category))
+    .bind(column!(description))
+    .bind(column!(version))
+    .bind(column!(status))
+    .bind(column!(model_json))
+    .bind(column!(created_by))
+    .bind(column!(created_time))
+    .bind(column!(updated_by))
+    .bind(column!(updated_time))
+    .bind(column!(revision))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Adds published versions; a version row never changes once written.
+pub(super) async fn insert_versions(
+    conn: &mut PgConnection,
+    generation: i64,
+    rows: &[VersionRow],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    macro_rules! column {
+        ($field:ident) => {
+            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
+        };
+    }
+    sqlx::query(
+        "INSERT INTO model_versions
+             (generation, model_id, version, tenant_id, process_key, name, model_json, comment,
+              published_by, published_time)
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::int4[], $4::text[], $5::text[], $6::text[],
+                                  $7::jsonb[], $8::text[], $9::text[], $10::timestamptz[])
+         ON CONFLICT (generation, model_id, version) DO NOTHING",
+    )
+    .bind(generation)
+    .bind(column!(model_id))
+    .bind(column!(version))
+    .bind(column!(tenant_id))
+    .bind(column!(process_key))
+    .bind(column!(name))
+    .bind(column!(model_json))
+    .bind(column!(comment))
+    .bind(column!(published_by))
+    .bind(column!(published_time))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes one generation's rows (an abandoned rebuild, or the generation a swap retired).
+pub async fn clear_generation(conn: &mut PgConnection, generation: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM model_versions WHERE generation = $1")
+        .bind(generation)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM process_models WHERE generation = $1")
+        .bind(generation)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

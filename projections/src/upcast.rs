@@ -1,0 +1,28 @@
+//! Reading stored events written by older versions of the code.
+//!
+//! Stored events are never rewritten. When an event's shape changes, its `event_version`
+//! is raised and an upcaster here turns the old payload into the current one before it is
+//! deserialised, on replay (projections, rebuilds) exactly as on load (the command side
+//! registers the same upcasters with cqrs-es, see `commands::upcast`).
+//!
+//! Example (v1 → v2): `ModelPublished` 1.0 had `{"version", "comment"}`; nothing needed
+//! changing so far. See `docs/adr/0002-event-versioning.md` for the procedure.
+
+use domain::ProcessModelEvent;
+
+use crate::error::ProjectionError;
+use crate::event::StoredEvent;
+
+/// Decodes a `ProcessModel` event, upcasting older versions first.
+pub fn decode_model_event(event: &StoredEvent) -> Result<ProcessModelEvent, ProjectionError> {
+    let payload = domain::upcast::upcast_model_event(
+        &event.event_type,
+        &event.event_version,
+        event.payload.clone(),
+    );
+    serde_json::from_value(payload).map_err(|source| ProjectionError::Decode {
+        global_position: event.global_position,
+        event_type: event.event_type.clone(),
+        source,
+    })
+}

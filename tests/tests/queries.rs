@@ -1,0 +1,218 @@
+//! Reads from the projections: read-your-writes, lists with filters/sort/paging, versions,
+//! and tenant isolation.
+
+use contract_tests::{expect_problem, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const MODELS: &str = "/api/v1/process-models";
+
+async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
+    let response = app
+        .request(Method::GET, path, token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200, "{path}");
+    response.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn a_command_answers_after_the_read_tables_have_it() {
+    let app = TestApp::spawn().await;
+    let token = app.modeler();
+    let response = app
+        .request(Method::POST, MODELS, &token)
+        .json(&json!({"key": "ryw", "name": "Read your writes"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), 201);
+    assert!(
+        response.headers().get("x-read-your-writes").is_none(),
+        "no timeout"
+    );
+    let id = response.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for n in 0..5 {
+        let response = app
+            .request(Method::PATCH, &format!("{MODELS}/{id}"), &token)
+            .json(&json!({"description": format!("edit {n}")}))
+            .send()
+            .await
+            .expect("patch");
+        assert!(response.headers().get("x-read-your-writes").is_none());
+        let etag = response.headers()["etag"]
+            .to_str()
+            .expect("etag")
+            .to_owned();
+        let view = app
+            .request(Method::GET, &format!("{MODELS}/{id}"), &token)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(
+            view.headers()["etag"].to_str().expect("etag"),
+            etag,
+            "GET sees the write at once"
+        );
+        let body: Value = view.json().await.expect("json");
+        assert_eq!(body["description"], format!("edit {n}"));
+    }
+}
+
+#[tokio::test]
+async fn lists_filter_sort_and_page_within_the_tenant() {
+    let app = TestApp::spawn().await;
+    let token = app.modeler();
+    for (key, name, category) in [
+        ("b", "Beta", "sales"),
+        ("a", "Alpha", "sales"),
+        ("c", "Gamma", "hr"),
+    ] {
+        let response = app
+            .request(Method::POST, MODELS, &token)
+            .json(&json!({"key": key, "name": name, "category": category}))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(response.status(), 201);
+    }
+    let other = app.token("bob", "globex", &["access-modeler"]);
+    app.create(&other, "foreign").await;
+
+    let page = get_json(&app, MODELS, &token).await;
+    assert_eq!(page["total"], 3, "only the caller's tenant");
+    let names: Vec<&str> = page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|m| m["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["Alpha", "Beta", "Gamma"]);
+    assert_eq!(
+        (page["start"].as_i64(), page["size"].as_i64()),
+        (Some(0), Some(10))
+    );
+    assert_eq!(
+        (page["sort"].as_str(), page["order"].as_str()),
+        (Some("name"), Some("asc"))
+    );
+    assert!(
+        page["data"][0].get("modelJson").is_none(),
+        "lists leave the editor JSON out"
+    );
+
+    let page = get_json(
+        &app,
+        &format!("{MODELS}?category=sales&sort=key&order=desc"),
+        &token,
+    )
+    .await;
+    let keys: Vec<&str> = page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|m| m["key"].as_str().expect("key"))
+        .collect();
+    assert_eq!(keys, ["b", "a"]);
+
+    let page = get_json(&app, &format!("{MODELS}?nameLike=amm"), &token).await;
+    assert_eq!(page["total"], 1);
+    let page = get_json(&app, &format!("{MODELS}?start=1&size=1&sort=name"), &token).await;
+    assert_eq!(
+        (page["total"].as_i64(), page["data"][0]["name"].as_str()),
+        (Some(3), Some("Beta"))
+    );
+    let page = get_json(&app, &format!("{MODELS}?status=PUBLISHED"), &token).await;
+    assert_eq!(page["total"], 0);
+
+    for bad in [
+        "sort=colour",
+        "order=up",
+        "size=1001",
+        "size=-1",
+        "start=-5",
+        "start=abc",
+        "status=GONE",
+        "unknown=1",
+    ] {
+        let response = app
+            .request(Method::GET, &format!("{MODELS}?{bad}"), &token)
+            .send()
+            .await
+            .expect("send");
+        expect_problem(response, 400).await;
+    }
+}
+
+#[tokio::test]
+async fn published_versions_are_listed_and_frozen() {
+    let app = TestApp::spawn().await;
+    let token = app.modeler();
+    let model = json!({
+        "stencil": {"id": "BPMNDiagram"},
+        "childShapes": [
+            {"resourceId": "s", "stencil": {"id": "StartNoneEvent"}, "childShapes": [], "outgoing": [{"resourceId": "f"}]},
+            {"resourceId": "f", "stencil": {"id": "SequenceFlow"}, "childShapes": [], "outgoing": [{"resourceId": "e"}], "target": {"resourceId": "e"}},
+            {"resourceId": "e", "stencil": {"id": "EndNoneEvent"}, "childShapes": [], "outgoing": []}
+        ]
+    });
+    let response = app
+        .request(Method::POST, MODELS, &token)
+        .json(&json!({"key": "v", "name": "Versioned", "modelJson": model}))
+        .send()
+        .await
+        .expect("create");
+    let id = response.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let path = |s: &str| format!("{MODELS}/{id}{s}");
+    let response = app
+        .request(Method::POST, &path("/publish"), &token)
+        .json(&json!({"comment": "v1"}))
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(response.status(), 200);
+    // Version 2: change the name and publish again.
+    app.request(Method::PATCH, &path(""), &token)
+        .json(&json!({"name": "Versioned 2"}))
+        .send()
+        .await
+        .expect("patch");
+    let response = app
+        .request(Method::POST, &path("/publish"), &token)
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(response.status(), 200);
+
+    let versions = get_json(&app, &path("/versions"), &token).await;
+    assert_eq!(versions["total"], 2);
+    assert_eq!(versions["data"][0]["comment"], "v1");
+    assert_eq!(versions["data"][0]["name"], "Versioned");
+    assert_eq!(versions["data"][1]["name"], "Versioned 2");
+    let v1 = get_json(&app, &path("/versions/1"), &token).await;
+    assert_eq!(v1["modelJson"], model);
+    assert_eq!(v1["publishedBy"], "alice");
+    let response = app
+        .request(Method::GET, &path("/versions/7"), &token)
+        .send()
+        .await
+        .expect("send");
+    expect_problem(response, 404).await;
+
+    let intruder = app.token("eve", "globex", &["access-modeler"]);
+    for suffix in ["/versions", "/versions/1"] {
+        let response = app
+            .request(Method::GET, &path(suffix), &intruder)
+            .send()
+            .await
+            .expect("send");
+        expect_problem(response, 404).await;
+    }
+}
