@@ -1,0 +1,100 @@
+//! Consumer checkpoints (`projection_checkpoints`): the feed position of the last event a
+//! consumer has processed. A consumer saves it in the same transaction as its effects.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgExecutor, Row};
+
+use crate::error::FeedError;
+use crate::event::parse_tx_id;
+use crate::position::Position;
+
+/// A consumer's stored progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    pub name: String,
+    pub position: Position,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "name, tx_id::text AS tx_id_text, global_position, updated_at";
+
+impl Checkpoint {
+    fn from_row(row: &PgRow) -> Result<Self, FeedError> {
+        Ok(Self {
+            name: row.try_get("name")?,
+            position: Position::new(
+                parse_tx_id(row.try_get("tx_id_text")?)?,
+                row.try_get("global_position")?,
+            ),
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+/// The consumer's checkpoint as committed now, `None` if it has never saved one. A plain
+/// read: for status reports and read-your-writes waits, not for deciding what to apply.
+pub async fn load<'e>(
+    executor: impl PgExecutor<'e>,
+    name: &str,
+) -> Result<Option<Checkpoint>, FeedError> {
+    let sql = format!("SELECT {COLUMNS} FROM projection_checkpoints WHERE name = $1");
+    let row = sqlx::query(&sql)
+        .bind(name)
+        .fetch_optional(executor)
+        .await?;
+    row.as_ref().map(Checkpoint::from_row).transpose()
+}
+
+/// Every consumer's checkpoint, by name.
+pub async fn list<'e>(executor: impl PgExecutor<'e>) -> Result<Vec<Checkpoint>, FeedError> {
+    let sql = format!("SELECT {COLUMNS} FROM projection_checkpoints ORDER BY name");
+    let rows = sqlx::query(&sql).fetch_all(executor).await?;
+    rows.iter().map(Checkpoint::from_row).collect()
+}
+
+/// Inside a transaction: the consumer's checkpoint ([`Position::START`] for a new one),
+/// with its row locked until the transaction ends. A second consumer of the same name
+/// blocks here until the first commits and then reads the advanced checkpoint, so even
+/// two runners that overlap never apply an event twice.
+pub async fn load_for_update(conn: &mut PgConnection, name: &str) -> Result<Position, FeedError> {
+    let sql = format!("SELECT {COLUMNS} FROM projection_checkpoints WHERE name = $1 FOR UPDATE");
+    if let Some(row) = sqlx::query(&sql)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?
+    {
+        return Ok(Checkpoint::from_row(&row)?.position);
+    }
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .execute(&mut *conn)
+    .await?;
+    let row = sqlx::query(&sql).bind(name).fetch_one(&mut *conn).await?;
+    Ok(Checkpoint::from_row(&row)?.position)
+}
+
+/// Inside the transaction that applied the effects up to `position`: stores it.
+pub async fn save(
+    conn: &mut PgConnection,
+    name: &str,
+    position: Position,
+) -> Result<(), FeedError> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name, tx_id, global_position, updated_at) \
+         VALUES ($1, $2::text::xid8, $3, now()) \
+         ON CONFLICT (name) DO UPDATE \
+         SET tx_id = EXCLUDED.tx_id, global_position = EXCLUDED.global_position, \
+             updated_at = EXCLUDED.updated_at",
+    )
+    .bind(name)
+    .bind(position.tx_id_text())
+    .bind(position.global_position)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

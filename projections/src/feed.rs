@@ -1,0 +1,226 @@
+//! The gap-safe event feed: reads committed events in `(tx_id, global_position)` order and
+//! never skips one, and wakes its reader on `NOTIFY events_appended` with polling as a
+//! fallback.
+//!
+//! Identity order is not commit order and rolled-back inserts leave gaps, so a reader that
+//! follows `global_position` alone can pass an event whose transaction commits later. The
+//! feed orders by the appending transaction's id and reads only transactions older than
+//! every transaction still open (`tx_id < pg_snapshot_xmin(pg_current_snapshot())`): such a
+//! transaction can no longer add events, so nothing can appear behind the reader. The price
+//! is a stall: while any older transaction is open (in any database of the cluster, as
+//! xids are cluster-wide), newer committed events wait, and the reader re-checks on the
+//! next notification or poll.
+
+use std::time::Duration;
+
+use sqlx::{PgExecutor, PgPool, Row};
+
+use crate::error::FeedError;
+use crate::event::{parse_tx_id, StoredEvent, EVENT_COLUMNS};
+use crate::listener::{Wake, Wakeup};
+use crate::position::Position;
+
+/// How often a waiting reader re-reads when no notification arrives.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Up to `limit` committed events after `after`, in feed order. Returns fewer (or none)
+/// while an older transaction is still open, even if later events are committed.
+pub async fn read_batch<'e>(
+    executor: impl PgExecutor<'e>,
+    after: Position,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, FeedError> {
+    // The text copy of tx_id has its own alias: an ORDER BY on an output column named
+    // tx_id would sort xids as text ("10" before "9").
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events \
+         WHERE (tx_id, global_position) > ($1::text::xid8, $2) \
+           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY events.tx_id, events.global_position \
+         LIMIT $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after.tx_id_text())
+        .bind(after.global_position)
+        .bind(limit.max(0))
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
+/// The feed position of the committed event with this global position, `None` if there is
+/// none (never written, rolled back, or not committed yet).
+pub async fn position_of<'e>(
+    executor: impl PgExecutor<'e>,
+    global_position: i64,
+) -> Result<Option<Position>, FeedError> {
+    let row =
+        sqlx::query("SELECT tx_id::text AS tx_id_text FROM events WHERE global_position = $1")
+            .bind(global_position)
+            .fetch_optional(executor)
+            .await?;
+    row.map(|row| {
+        Ok(Position::new(
+            parse_tx_id(row.try_get("tx_id_text")?)?,
+            global_position,
+        ))
+    })
+    .transpose()
+}
+
+/// The feed position of an aggregate's latest committed event, `None` if it has none.
+/// After a command returns, waiting for this position waits for all of its events.
+pub async fn last_position_of<'e>(
+    executor: impl PgExecutor<'e>,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Option<Position>, FeedError> {
+    let row = sqlx::query(
+        "SELECT tx_id::text AS tx_id_text, global_position FROM events \
+         WHERE aggregate_type = $1 AND aggregate_id = $2 \
+         ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_optional(executor)
+    .await?;
+    row.map(|row| {
+        Ok(Position::new(
+            parse_tx_id(row.try_get("tx_id_text")?)?,
+            row.try_get("global_position")?,
+        ))
+    })
+    .transpose()
+}
+
+/// How many committed events come after `after` in feed order: a consumer's lag when
+/// `after` is its checkpoint. Counts events the xmin gate still holds back, too.
+pub async fn count_after<'e>(
+    executor: impl PgExecutor<'e>,
+    after: Position,
+) -> Result<i64, FeedError> {
+    let count = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE (tx_id, global_position) > ($1::text::xid8, $2)",
+    )
+    .bind(after.tx_id_text())
+    .bind(after.global_position)
+    .fetch_one(executor)
+    .await?;
+    Ok(count)
+}
+
+/// The end of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// The last event the feed can deliver now (behind the xmin gate), if any.
+    pub readable: Option<Position>,
+    /// The highest committed global position, if any (it may still be held back).
+    pub max_global_position: Option<i64>,
+}
+
+/// Where the log ends now.
+pub async fn head<'e>(executor: impl PgExecutor<'e>) -> Result<Head, FeedError> {
+    let row = sqlx::query(
+        "SELECT (SELECT max(global_position) FROM events) AS max_global_position, \
+                last.tx_id::text AS tx_id_text, last.global_position \
+         FROM (SELECT 1) AS one \
+         LEFT JOIN LATERAL ( \
+             SELECT tx_id, global_position FROM events \
+             WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY tx_id DESC, global_position DESC LIMIT 1 \
+         ) AS last ON true",
+    )
+    .fetch_one(executor)
+    .await?;
+    let readable = match row.try_get::<Option<&str>, _>("tx_id_text")? {
+        Some(tx_id) => Some(Position::new(
+            parse_tx_id(tx_id)?,
+            row.try_get("global_position")?,
+        )),
+        None => None,
+    };
+    Ok(Head {
+        readable,
+        max_global_position: row.try_get("max_global_position")?,
+    })
+}
+
+/// A reader of the event log that can wait for more: one per consumer, as it owns a
+/// `LISTEN` connection (outside the pool it is given, so it never starves the pool).
+pub struct Feed {
+    pool: PgPool,
+    wakeup: Wakeup,
+}
+
+impl Feed {
+    /// A feed over `pool`'s database, polling every [`DEFAULT_POLL_INTERVAL`] when no
+    /// notification arrives. Connects its listener on first use.
+    pub fn new(pool: PgPool) -> Self {
+        Self::with_poll_interval(pool, DEFAULT_POLL_INTERVAL)
+    }
+
+    /// A feed that polls every `poll_interval` when no notification arrives.
+    pub fn with_poll_interval(pool: PgPool, poll_interval: Duration) -> Self {
+        let wakeup = Wakeup::new(&pool, poll_interval);
+        Self { pool, wakeup }
+    }
+
+    /// The pool the feed reads with.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Up to `limit` events after `after` (see [`read_batch`]).
+    pub async fn read_after(
+        &self,
+        after: Position,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, FeedError> {
+        read_batch(&self.pool, after, limit).await
+    }
+
+    /// Starts listening now, so a reader that reads and then waits misses no notification
+    /// sent in between. Best effort: without a listener the feed polls.
+    pub async fn listen(&mut self) -> bool {
+        self.wakeup.ensure_listening().await
+    }
+
+    /// Returns when new events may be readable: on a notification, after the poll interval,
+    /// or at once after (re)connecting the listener (notifications may have been missed).
+    /// Never fails: without a listener it sleeps one poll interval.
+    pub async fn wait_for_more(&mut self) -> Wake {
+        self.wakeup.wait().await
+    }
+
+    /// The next non-empty batch after `after`, waiting as long as it takes. Database errors
+    /// are returned; the caller decides whether to retry.
+    pub async fn next_batch(
+        &mut self,
+        after: Position,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, FeedError> {
+        self.listen().await;
+        loop {
+            let events = self.read_after(after, limit).await?;
+            if !events.is_empty() {
+                return Ok(events);
+            }
+            self.wait_for_more().await;
+        }
+    }
+
+    /// See [`head`].
+    pub async fn head(&self) -> Result<Head, FeedError> {
+        head(&self.pool).await
+    }
+
+    /// See [`count_after`].
+    pub async fn lag(&self, after: Position) -> Result<i64, FeedError> {
+        count_after(&self.pool, after).await
+    }
+
+    /// See [`position_of`].
+    pub async fn position_of(&self, global_position: i64) -> Result<Option<Position>, FeedError> {
+        position_of(&self.pool, global_position).await
+    }
+}

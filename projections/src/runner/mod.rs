@@ -1,0 +1,360 @@
+//! The checkpointed projector runner: one active runner per projector across replicas
+//! (session advisory lock, fail-over when the holder dies), each batch applied and
+//! checkpointed in one transaction, failures rolled back and retried, never skipped.
+
+mod config;
+mod lock;
+mod projector;
+mod status;
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use futures::FutureExt as _;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio::time::sleep;
+
+use crate::checkpoint;
+use crate::error::{chain, ProjectionError};
+use crate::event::StoredEvent;
+use crate::feed::{self, Feed};
+use crate::position::Position;
+
+pub use config::RunnerConfig;
+pub use lock::advisory_lock_key;
+use lock::AdvisoryLock;
+pub use projector::Projector;
+pub use status::{ProjectorHandle, RunnerState, RunnerStatus};
+
+/// Runs one [`Projector`] against the feed until shut down.
+///
+/// Loop: take the projector's advisory lock (else stand by and retry); then repeatedly,
+/// in one transaction, lock and read the checkpoint row, read the next batch after it,
+/// `apply` it, save the checkpoint after its last event, commit; when caught up, wait on
+/// the feed. Even if two runners overlapped (a lock lost while a batch was in flight), the
+/// checkpoint row lock serialises them and each reads the other's progress: no event is
+/// applied twice or skipped.
+pub struct ProjectorRunner<P: ?Sized> {
+    pool: PgPool,
+    projector: Arc<P>,
+    name: Arc<str>,
+    key: i64,
+    config: RunnerConfig,
+    status: watch::Sender<RunnerStatus>,
+}
+
+enum Step {
+    Applied { to: Position, count: usize },
+    CaughtUp(Position),
+}
+
+struct StepFailure {
+    error: ProjectionError,
+    /// The last event of the batch that failed, if it failed while applying one.
+    attempted_until: Option<Position>,
+}
+
+impl<E: Into<ProjectionError>> From<E> for StepFailure {
+    fn from(error: E) -> Self {
+        Self {
+            error: error.into(),
+            attempted_until: None,
+        }
+    }
+}
+
+enum Exit {
+    Shutdown,
+    LostLock,
+}
+
+impl<P: Projector + ?Sized> ProjectorRunner<P> {
+    /// A runner for `projector` on `pool`'s database. Nothing happens until [`Self::run`].
+    pub fn new(pool: PgPool, projector: Arc<P>, config: RunnerConfig) -> Self {
+        let name: Arc<str> = projector.name().into();
+        let (status, _) = watch::channel(RunnerStatus::default());
+        Self {
+            pool,
+            key: advisory_lock_key(&name),
+            projector,
+            name,
+            config,
+            status,
+        }
+    }
+
+    /// The projector's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A handle on this runner's status and checkpoint; stays valid after the runner stops.
+    pub fn handle(&self) -> ProjectorHandle {
+        ProjectorHandle::new(
+            self.name.clone(),
+            self.pool.clone(),
+            self.status.subscribe(),
+            self.config.wait_poll_interval,
+        )
+    }
+
+    /// Runs until `shutdown` completes (e.g. `async { rx.changed().await; }` on a
+    /// `tokio::sync::watch` channel). A batch in flight is finished first; then the lock is
+    /// released so a standby takes over at once. Errors never end the run: they are
+    /// logged, reported in the status and retried.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = pin!(shutdown);
+        tracing::info!(projector = %self.name, key = self.key, "projector runner started");
+        let mut pause_first = false;
+        while let Some(lock) = self.acquire(shutdown.as_mut(), pause_first).await {
+            match self.lead(lock, shutdown.as_mut()).await {
+                Exit::Shutdown => break,
+                // Give a standby on a healthier connection the first chance to take over.
+                Exit::LostLock => pause_first = true,
+            }
+        }
+        self.update(|status| {
+            status.state = RunnerState::Idle;
+            status.lock_held = false;
+        });
+        tracing::info!(projector = %self.name, "projector runner stopped");
+    }
+
+    /// Stands by until the lock is ours; `None` on shutdown. With `pause_first`, waits one
+    /// retry interval before the first attempt.
+    async fn acquire<S: Future<Output = ()>>(
+        &self,
+        mut shutdown: Pin<&mut S>,
+        pause_first: bool,
+    ) -> Option<AdvisoryLock> {
+        let mut pause = pause_first;
+        loop {
+            if pause {
+                tokio::select! {
+                    biased;
+                    () = shutdown.as_mut() => return None,
+                    () = sleep(self.config.lock_retry_interval) => {}
+                }
+            }
+            pause = true;
+            if is_done(shutdown.as_mut()) {
+                return None;
+            }
+            let options = self.pool.connect_options();
+            match AdvisoryLock::try_acquire(
+                &options,
+                self.key,
+                self.config.lock_idle_session_timeout,
+            )
+            .await
+            {
+                Ok(Some(lock)) => {
+                    tracing::info!(projector = %self.name, "took the projector lock, running");
+                    return Some(lock);
+                }
+                Ok(None) => {
+                    let committed = checkpoint::load(&self.pool, &self.name)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|checkpoint| checkpoint.position);
+                    let was = self.update(|status| {
+                        status.state = RunnerState::Standby;
+                        status.lock_held = false;
+                        status.checkpoint = committed.or(status.checkpoint);
+                        status.last_error = None;
+                        status.consecutive_failures = 0;
+                    });
+                    if was != RunnerState::Standby {
+                        tracing::info!(projector = %self.name, "another replica holds the projector lock, standing by");
+                    }
+                }
+                Err(error) => {
+                    let error = chain(&error);
+                    tracing::warn!(projector = %self.name, %error, "could not try the projector lock");
+                    self.update(|status| {
+                        status.state = RunnerState::Failing;
+                        status.lock_held = false;
+                        status.last_error = Some(error);
+                        status.consecutive_failures = status.consecutive_failures.saturating_add(1);
+                    });
+                }
+            }
+        }
+    }
+
+    /// Applies the feed while holding the lock.
+    async fn lead<S: Future<Output = ()>>(
+        &self,
+        mut lock: AdvisoryLock,
+        mut shutdown: Pin<&mut S>,
+    ) -> Exit {
+        let mut feed = Feed::with_poll_interval(self.pool.clone(), self.config.poll_interval);
+        feed.listen().await;
+        let mut retry = self.config.retry_initial;
+        // After a failed batch, go one event at a time up to its end, so the events
+        // before the failing one are applied and the checkpoint stops right before it.
+        let mut careful_until: Option<Position> = None;
+        self.update(|status| {
+            status.state = RunnerState::Running;
+            status.lock_held = true;
+        });
+        loop {
+            if is_done(shutdown.as_mut()) {
+                lock.release().await;
+                return Exit::Shutdown;
+            }
+            if lock.check_due(self.config.lock_check_interval) && !lock.still_held().await {
+                return self.lost_lock();
+            }
+            let limit = if careful_until.is_some() {
+                1
+            } else {
+                self.config.batch_size
+            };
+            match self.step(limit).await {
+                Ok(Step::Applied { to, count }) => {
+                    tracing::debug!(projector = %self.name, checkpoint = %to, count, "applied");
+                    retry = self.config.retry_initial;
+                    if careful_until.is_some_and(|until| to >= until) {
+                        careful_until = None;
+                    }
+                    self.succeeded(to);
+                }
+                Ok(Step::CaughtUp(at)) => {
+                    retry = self.config.retry_initial;
+                    careful_until = None;
+                    self.succeeded(at);
+                    // Wait until the feed has something after `at`; a cheap read first,
+                    // so an idle runner does not lock its checkpoint row on every poll.
+                    loop {
+                        tokio::select! {
+                            biased;
+                            () = shutdown.as_mut() => {
+                                lock.release().await;
+                                return Exit::Shutdown;
+                            }
+                            _ = feed.wait_for_more() => {}
+                        }
+                        if lock.check_due(self.config.lock_check_interval)
+                            && !lock.still_held().await
+                        {
+                            return self.lost_lock();
+                        }
+                        match feed::read_batch(&self.pool, at, 1).await {
+                            Ok(events) if events.is_empty() => continue,
+                            // More to do, or an error that the next step reports.
+                            _ => break,
+                        }
+                    }
+                }
+                Err(failure) => {
+                    let error = chain(&failure.error);
+                    tracing::error!(projector = %self.name, %error, ?retry, "batch failed and was rolled back; retrying");
+                    if let Some(until) = failure.attempted_until {
+                        careful_until = Some(careful_until.map_or(until, |c| c.max(until)));
+                    }
+                    self.update(|status| {
+                        status.state = RunnerState::Failing;
+                        status.last_error = Some(error);
+                        status.consecutive_failures = status.consecutive_failures.saturating_add(1);
+                    });
+                    tokio::select! {
+                        biased;
+                        () = shutdown.as_mut() => {
+                            lock.release().await;
+                            return Exit::Shutdown;
+                        }
+                        () = sleep(retry) => {}
+                    }
+                    retry = retry.saturating_mul(2).min(self.config.retry_max);
+                }
+            }
+        }
+    }
+
+    /// One transaction: lock and read the checkpoint, read a batch, apply, save, commit.
+    async fn step(&self, limit: i64) -> Result<Step, StepFailure> {
+        let mut tx = self.pool.begin().await?;
+        let from = checkpoint::load_for_update(&mut tx, &self.name).await?;
+        let events = feed::read_batch(&mut *tx, from, limit).await?;
+        let Some(last) = events.last().map(StoredEvent::position) else {
+            tx.rollback().await?;
+            return Ok(Step::CaughtUp(from));
+        };
+        let applied = AssertUnwindSafe(self.projector.apply(&mut tx, &events))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                Err(ProjectionError::failed(
+                    last.global_position,
+                    panic_message(panic),
+                ))
+            });
+        if let Err(error) = applied {
+            // Dropping would roll back too; doing it here returns a clean connection.
+            let _ = tx.rollback().await;
+            return Err(StepFailure {
+                error,
+                attempted_until: Some(last),
+            });
+        }
+        checkpoint::save(&mut tx, &self.name, last).await?;
+        tx.commit().await?;
+        Ok(Step::Applied {
+            to: last,
+            count: events.len(),
+        })
+    }
+
+    fn succeeded(&self, checkpoint: Position) {
+        self.update(|status| {
+            status.state = RunnerState::Running;
+            status.lock_held = true;
+            status.checkpoint = Some(checkpoint);
+            status.last_error = None;
+            status.consecutive_failures = 0;
+        });
+    }
+
+    fn lost_lock(&self) -> Exit {
+        tracing::warn!(projector = %self.name, "lost the projector lock (its connection died), standing by");
+        self.update(|status| {
+            status.state = RunnerState::Standby;
+            status.lock_held = false;
+        });
+        Exit::LostLock
+    }
+
+    /// Changes the published status (waking watchers only on a change); returns the state
+    /// before.
+    fn update(&self, change: impl FnOnce(&mut RunnerStatus)) -> RunnerState {
+        let mut before = RunnerState::Idle;
+        self.status.send_if_modified(|status| {
+            let old = status.clone();
+            before = old.state;
+            change(status);
+            *status != old
+        });
+        before
+    }
+}
+
+/// Polls `shutdown` once without waiting.
+fn is_done<S: Future<Output = ()>>(shutdown: Pin<&mut S>) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    matches!(shutdown.poll(&mut cx), Poll::Ready(()))
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    format!("projector panicked: {detail}")
+}

@@ -1,0 +1,30 @@
+//! What a projector is: a named consumer that applies batches of events inside the
+//! transaction that also saves its checkpoint.
+
+use async_trait::async_trait;
+use sqlx::{Postgres, Transaction};
+
+use crate::error::ProjectionError;
+use crate::event::StoredEvent;
+
+/// A consumer of the feed run by a [`crate::ProjectorRunner`].
+///
+/// `apply` gets a non-empty batch in feed order and the transaction in which the runner
+/// then saves the checkpoint after the batch's last event: write every effect through `tx`
+/// and the effects and the checkpoint commit together or not at all. On an error the
+/// runner rolls back and retries the same events (one at a time, to pin down the failing
+/// one) after a back-off; it never skips an event. So `apply` must not have effects
+/// outside `tx` that cannot be repeated.
+#[async_trait]
+pub trait Projector: Send + Sync + 'static {
+    /// The checkpoint name, also the source of the advisory lock key. Never rename a
+    /// projector that has a checkpoint: it would start again from the beginning.
+    fn name(&self) -> &str;
+
+    /// Applies `events` (in feed order, at least one) through `tx`.
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError>;
+}
