@@ -22,6 +22,7 @@ use crate::read_side::{self, ReadSide, Runners};
 pub struct AppState {
     pub commands: Arc<CommandService>,
     pub read: ReadSide,
+    pub rebuilds: crate::admin::Rebuilds,
     pub auth: Authenticator,
     pub metrics: Metrics,
     pub info: Arc<BuildInfo>,
@@ -99,6 +100,7 @@ impl Application {
         let (read, runners) = read_side::build(&pool, &settings.projections);
         let state = AppState {
             read,
+            rebuilds: crate::admin::Rebuilds::default(),
             metrics: Metrics::new(pool.clone()),
             commands: Arc::new(CommandService::new(pool)),
             auth: auth.clone(),

@@ -46,10 +46,31 @@ pub enum Command {
         #[arg(long, default_value_t = 8)]
         ttl_hours: u64,
     },
+    /// Inspect and rebuild read models.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
     /// Exit 0 if the local server reports ready (for container health checks).
     Healthcheck {
         #[arg(long, env = "SERVER_PORT", default_value_t = 8080)]
         port: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Each consumer's checkpoint, lag and generation.
+    Status,
+    /// Rebuild a read model from the whole event store into new tables and swap them in;
+    /// the service keeps serving the old content until the swap.
+    Rebuild {
+        /// The read model (`process_models`, ...).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Rebuild every read model.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -64,6 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             ttl_hours,
         } => token(&sub, &tenant, &privileges, ttl_hours),
         Command::Healthcheck { port } => healthcheck(port),
+        Command::Projections { command } => projections(command).await,
     }
 }
 
@@ -91,6 +113,93 @@ async fn serve() -> anyhow::Result<()> {
         }
     }
     app.run_until_stopped().await
+}
+
+/// A pool on the configured database for one-shot commands (no migrations, no creation).
+async fn connect(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
+    let url = settings
+        .database
+        .url
+        .as_ref()
+        .context("DATABASE_URL is required")?
+        .expose()
+        .to_owned();
+    commands::db::connect_with_retry(
+        &url,
+        &commands::db::PoolSettings::default(),
+        Duration::from_secs(settings.database.connect_wait_secs),
+    )
+    .await
+    .context("could not connect to the database")
+}
+
+async fn projections(command: ProjectionsCommand) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    crate::telemetry::init(&settings.log);
+    let pool = connect(&settings).await?;
+    match command {
+        ProjectionsCommand::Status => {
+            let statuses = crate::admin::status(&pool, &[], None).await?;
+            println!(
+                "{:<28} {:>22} {:>10} {:>10}",
+                "NAME", "CHECKPOINT (tx/pos)", "LAG", "GENERATION"
+            );
+            for s in statuses {
+                let checkpoint = s.checkpoint.map_or_else(
+                    || "-".to_owned(),
+                    |p| format!("{}/{}", p.tx_id, p.global_position),
+                );
+                let generation = s
+                    .generation
+                    .map_or_else(|| "-".to_owned(), |g| g.to_string());
+                println!(
+                    "{:<28} {:>22} {:>10} {:>10}",
+                    s.name, checkpoint, s.lag, generation
+                );
+            }
+            Ok(())
+        }
+        ProjectionsCommand::Rebuild { name, all } => {
+            let models = match (name, all) {
+                (_, true) => crate::admin::rebuildables(),
+                (Some(name), false) => vec![crate::admin::find(&name).with_context(|| {
+                    let known: Vec<_> = crate::admin::rebuildables()
+                        .iter()
+                        .map(|r| r.family())
+                        .collect();
+                    format!("no read model named '{name}' (known: {})", known.join(", "))
+                })?],
+                (None, false) => anyhow::bail!("name a read model or pass --all"),
+            };
+            for model in models {
+                let bar = indicatif::ProgressBar::new(0);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{prefix:>16} [{bar:40}] {pos}/{len} events {per_sec} ETA {eta}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(model.family());
+                let tracker = bar.clone();
+                let report = crate::admin::rebuild(&pool, model.as_ref(), move |p| {
+                    tracker.set_length(p.total);
+                    tracker.set_position(p.done);
+                })
+                .await?;
+                bar.finish();
+                println!(
+                    "{}: {} events into generation {} in {:.1} s ({:.0} events/s)",
+                    report.family,
+                    report.events,
+                    report.generation,
+                    report.seconds,
+                    report.events as f64 / report.seconds.max(1e-9)
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn migrate() -> anyhow::Result<()> {

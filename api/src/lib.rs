@@ -1,5 +1,6 @@
 //! The flowable-ui server: HTTP API, authentication, configuration and the command line.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;

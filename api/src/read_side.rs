@@ -23,6 +23,11 @@ pub struct ReadSide {
 }
 
 impl ReadSide {
+    /// Handles of every consumer this replica runs.
+    pub fn handles(&self) -> Vec<projections::ProjectorHandle> {
+        vec![self.models.clone()]
+    }
+
     /// Waits until the model projection has applied the event at `position`; `false` when
     /// the wait timed out (the command still succeeded).
     pub async fn wait_for_models(&self, position: Position) -> bool {

@@ -10,6 +10,7 @@ pub mod generation;
 mod listener;
 pub mod models;
 mod position;
+pub mod rebuild;
 pub mod runner;
 pub mod upcast;
 

@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, middleware and the error format.
 
+pub mod admin;
 pub mod dto;
 pub mod extract;
 pub mod health;
@@ -46,8 +47,12 @@ pub fn router(state: AppState, server: &ServerSettings) -> Router {
         .route("/health/readiness", get(health::readiness))
         .route("/prometheus", get(health::prometheus))
         .route("/info", get(health::info));
+    let admin = Router::new()
+        .route("/projections", get(admin::projections))
+        .route("/projections/{name}/rebuild", post(admin::rebuild));
     Router::new()
         .nest("/api/v1/process-models", models)
+        .nest("/api/v1/admin", admin)
         .nest("/actuator", actuator)
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -89,3 +89,29 @@ impl Projector for ModelsProjector {
 
 /// Rows touched by a batch, keyed by model id.
 type Rows = HashMap<Uuid, store::ModelRow>;
+
+/// Rebuilds of `process_models` and `model_versions`.
+pub struct ModelsRebuild;
+
+#[async_trait]
+impl crate::rebuild::Rebuildable for ModelsRebuild {
+    fn family(&self) -> &'static str {
+        FAMILY
+    }
+
+    fn live_name(&self) -> &str {
+        FAMILY
+    }
+
+    fn projector_for(&self, generation: i64) -> Box<dyn Projector> {
+        Box::new(ModelsProjector::rebuild(generation))
+    }
+
+    async fn clear(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        generation: i64,
+    ) -> Result<(), sqlx::Error> {
+        clear_generation(conn, generation).await
+    }
+}

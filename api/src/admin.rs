@@ -1,0 +1,182 @@
+//! Projection administration: which read models exist, their state, and rebuilds (from
+//! the CLI or the admin API).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use projections::models::ModelsRebuild;
+use projections::rebuild::{self, Progress, RebuildError, RebuildReport, Rebuildable};
+use projections::{checkpoint, feed, Position, ProjectorHandle};
+use serde::Serialize;
+use sqlx::PgPool;
+
+/// Events per transaction during a rebuild: large batches, few round trips.
+pub const REBUILD_BATCH: i64 = 5000;
+
+/// Every read model that can be rebuilt, by name.
+pub fn rebuildables() -> Vec<Arc<dyn Rebuildable>> {
+    vec![Arc::new(ModelsRebuild)]
+}
+
+pub fn find(name: &str) -> Option<Arc<dyn Rebuildable>> {
+    rebuildables().into_iter().find(|r| r.family() == name)
+}
+
+/// Rebuilds one read model.
+pub async fn rebuild(
+    pool: &PgPool,
+    model: &dyn Rebuildable,
+    progress: impl FnMut(Progress) + Send,
+) -> Result<RebuildReport, RebuildError> {
+    let options = pool.connect_options();
+    rebuild::rebuild(pool, &options, model, REBUILD_BATCH, progress).await
+}
+
+/// One consumer's state, as `GET /api/v1/admin/projections` and `projections status` show it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectionStatus {
+    pub name: String,
+    pub checkpoint: Option<Position>,
+    /// Committed events after the checkpoint.
+    pub lag: i64,
+    /// This replica's runner: RUNNING, STANDBY (another replica holds the lock), FAILING, IDLE;
+    /// `null` when this process runs no such consumer (the CLI).
+    pub state: Option<String>,
+    pub generation: Option<i64>,
+    pub rebuild: Option<RebuildStatus>,
+}
+
+/// The latest rebuild started by this process.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RebuildStatus {
+    pub running: bool,
+    pub done: u64,
+    pub total: u64,
+    pub error: Option<String>,
+    pub generation: Option<i64>,
+    pub seconds: Option<f64>,
+}
+
+/// Rebuilds started through the API, by read-model name.
+#[derive(Clone, Default)]
+pub struct Rebuilds {
+    inner: Arc<Mutex<HashMap<&'static str, RebuildStatus>>>,
+}
+
+impl Rebuilds {
+    fn update(&self, name: &'static str, f: impl FnOnce(&mut RebuildStatus)) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map.entry(name).or_insert(RebuildStatus {
+            running: false,
+            done: 0,
+            total: 0,
+            error: None,
+            generation: None,
+            seconds: None,
+        });
+        f(entry);
+    }
+
+    pub fn get(&self, name: &str) -> Option<RebuildStatus> {
+        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(name).cloned()
+    }
+
+    /// Starts a rebuild in the background; `false` if this process is already running one.
+    pub fn start(&self, pool: PgPool, model: Arc<dyn Rebuildable>) -> bool {
+        let name = model.family();
+        let mut already = false;
+        self.update(name, |status| {
+            already = status.running;
+            if !already {
+                *status = RebuildStatus {
+                    running: true,
+                    done: 0,
+                    total: 0,
+                    error: None,
+                    generation: None,
+                    seconds: None,
+                };
+            }
+        });
+        if already {
+            return false;
+        }
+        let rebuilds = self.clone();
+        tokio::spawn(async move {
+            let tracker = rebuilds.clone();
+            let result = rebuild(&pool, model.as_ref(), move |p| {
+                tracker.update(name, |s| {
+                    s.done = p.done;
+                    s.total = p.total;
+                });
+            })
+            .await;
+            rebuilds.update(name, |s| {
+                s.running = false;
+                match result {
+                    Ok(report) => {
+                        s.generation = Some(report.generation);
+                        s.seconds = Some(report.seconds);
+                    }
+                    Err(error) => {
+                        tracing::error!(projection = name, %error, "rebuild failed");
+                        s.error = Some(error.to_string());
+                    }
+                }
+            });
+        });
+        true
+    }
+}
+
+/// The state of every consumer with a checkpoint, plus the local runners' states.
+pub async fn status(
+    pool: &PgPool,
+    handles: &[ProjectorHandle],
+    rebuilds: Option<&Rebuilds>,
+) -> Result<Vec<ProjectionStatus>, sqlx::Error> {
+    let checkpoints = checkpoint::list(pool).await.map_err(feed_error)?;
+    let mut names: Vec<String> = checkpoints.iter().map(|c| c.name.clone()).collect();
+    for handle in handles {
+        if !names.iter().any(|n| n == handle.name()) {
+            names.push(handle.name().to_owned());
+        }
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let position = checkpoints
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.position);
+        let lag = feed::count_after(pool, position.unwrap_or(Position::START))
+            .await
+            .map_err(feed_error)?;
+        let state = handles
+            .iter()
+            .find(|h| h.name() == name)
+            .map(|h| format!("{:?}", h.status().state).to_uppercase());
+        let generation = match find(&name) {
+            Some(model) => Some(projections::generation::active(pool, model.family()).await?),
+            None => None,
+        };
+        out.push(ProjectionStatus {
+            rebuild: rebuilds.and_then(|r| r.get(&name)),
+            name,
+            checkpoint: position,
+            lag,
+            state,
+            generation,
+        });
+    }
+    Ok(out)
+}
+
+fn feed_error(error: projections::FeedError) -> sqlx::Error {
+    match error {
+        projections::FeedError::Database(e) => e,
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
+}

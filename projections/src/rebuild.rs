@@ -1,0 +1,192 @@
+//! Rebuilding a read model without downtime: replay the whole feed into the next
+//! generation of its tables while the live projector keeps the current one up to date and
+//! queries keep reading it; then, in one transaction that holds the live projector's
+//! checkpoint row, catch the new generation up to the head, make it active and hand the
+//! live projector its checkpoint. The old generation is deleted afterwards.
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+
+use crate::checkpoint;
+use crate::error::ProjectionError;
+use crate::feed;
+use crate::generation;
+use crate::position::Position;
+use crate::runner::{advisory_lock_key, Projector};
+
+/// A read model that can be rebuilt.
+#[async_trait]
+pub trait Rebuildable: Send + Sync {
+    /// Its name in `projection_generations`.
+    fn family(&self) -> &'static str;
+    /// The live projector's checkpoint name.
+    fn live_name(&self) -> &str;
+    /// A projector writing `generation`, with a checkpoint name of its own.
+    fn projector_for(&self, generation: i64) -> Box<dyn Projector>;
+    /// Deletes one generation's rows.
+    async fn clear(&self, conn: &mut PgConnection, generation: i64) -> Result<(), sqlx::Error>;
+}
+
+/// How far a rebuild has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// What a finished rebuild did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RebuildReport {
+    pub family: &'static str,
+    pub generation: i64,
+    pub events: u64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("a rebuild of {0} is already running")]
+    AlreadyRunning(&'static str),
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    #[error("the new generation ends at {rebuilt:?}, before the live checkpoint {live:?}")]
+    Behind { rebuilt: Position, live: Position },
+}
+
+impl From<sqlx::Error> for RebuildError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Projection(error.into())
+    }
+}
+
+impl From<crate::error::FeedError> for RebuildError {
+    fn from(error: crate::error::FeedError) -> Self {
+        Self::Projection(error.into())
+    }
+}
+
+/// Rebuilds `model` from position 0, reporting progress after every batch.
+pub async fn rebuild(
+    pool: &PgPool,
+    connect: &PgConnectOptions,
+    model: &dyn Rebuildable,
+    batch_size: i64,
+    mut progress: impl FnMut(Progress) + Send,
+) -> Result<RebuildReport, RebuildError> {
+    let started = Instant::now();
+    let family = model.family();
+    // One rebuild per read model at a time, across replicas; the lock dies with the
+    // connection if this process does.
+    let mut guard = PgConnection::connect_with(connect).await?;
+    let key = advisory_lock_key(&format!("rebuild:{family}"));
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(&mut guard)
+        .await?;
+    if !locked {
+        return Err(RebuildError::AlreadyRunning(family));
+    }
+
+    let active = generation::active(pool, family).await?;
+    let target = active + 1;
+    let projector = model.projector_for(target);
+    // Leftovers of an abandoned rebuild of the same generation start over.
+    let mut tx = pool.begin().await?;
+    model.clear(&mut tx, target).await?;
+    sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
+        .bind(projector.name())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+
+    let total = u64::try_from(feed::count_after(pool, Position::START).await?).unwrap_or(0);
+    let mut done = 0u64;
+    progress(Progress { done, total });
+    loop {
+        let mut tx = pool.begin().await?;
+        let applied = apply_next(&mut tx, projector.as_ref(), batch_size).await?;
+        tx.commit().await?;
+        if applied == 0 {
+            break;
+        }
+        done += applied as u64;
+        progress(Progress {
+            done,
+            total: total.max(done),
+        });
+    }
+
+    // The swap. Locking the live checkpoint row pauses the live projector between batches.
+    let mut tx = pool.begin().await?;
+    let live = checkpoint::load_for_update(&mut tx, model.live_name()).await?;
+    loop {
+        let applied = apply_next(&mut tx, projector.as_ref(), batch_size).await?;
+        if applied == 0 {
+            break;
+        }
+        done += applied as u64;
+    }
+    let rebuilt = checkpoint::load(&mut *tx, projector.name())
+        .await?
+        .map_or(Position::START, |c| c.position);
+    if rebuilt < live {
+        return Err(RebuildError::Behind { rebuilt, live });
+    }
+    sqlx::query("UPDATE projection_generations SET active = $2 WHERE name = $1")
+        .bind(family)
+        .bind(target)
+        .execute(&mut *tx)
+        .await?;
+    checkpoint::save(&mut tx, model.live_name(), rebuilt).await?;
+    sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
+        .bind(projector.name())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    progress(Progress {
+        done,
+        total: total.max(done),
+    });
+
+    let mut tx = pool.begin().await?;
+    model.clear(&mut tx, active).await?;
+    tx.commit().await?;
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(key)
+        .execute(&mut guard)
+        .await;
+    let _ = guard.close().await;
+    let report = RebuildReport {
+        family,
+        generation: target,
+        events: done,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    tracing::info!(
+        family,
+        generation = target,
+        events = done,
+        seconds = report.seconds,
+        "rebuild finished"
+    );
+    Ok(report)
+}
+
+/// Applies the next batch after the projector's checkpoint inside `tx`; the number applied.
+async fn apply_next(
+    tx: &mut Transaction<'_, Postgres>,
+    projector: &dyn Projector,
+    batch_size: i64,
+) -> Result<usize, RebuildError> {
+    let after = checkpoint::load_for_update(tx, projector.name()).await?;
+    let batch = feed::read_batch(&mut **tx, after, batch_size).await?;
+    let Some(last) = batch.last().map(|e| e.position()) else {
+        return Ok(0);
+    };
+    projector.apply(tx, &batch).await?;
+    checkpoint::save(tx, projector.name(), last).await?;
+    Ok(batch.len())
+}
