@@ -146,6 +146,8 @@ pub struct ProjectionSettings {
     /// How long a command waits for the read tables to include its events before it
     /// answers anyway (saying so in `X-Read-Your-Writes: timeout`).
     pub read_your_writes_timeout_ms: u64,
+    /// Readiness reports DOWN while the model projection lags more events than this.
+    pub readiness_max_lag: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -198,6 +200,7 @@ impl Settings {
                 batch_size: 500,
                 poll_interval_ms: 500,
                 read_your_writes_timeout_ms: 2000,
+                readiness_max_lag: 10_000,
             },
             data_dir: PathBuf::from("data"),
         }

@@ -20,6 +20,8 @@ pub struct ReadSide {
     pub models: ProjectorHandle,
     /// How long a command waits for the read tables to include its events.
     pub read_your_writes_timeout: Duration,
+    /// Readiness fails when the model projection is further behind than this.
+    pub readiness_max_lag: i64,
 }
 
 impl ReadSide {
@@ -72,6 +74,7 @@ pub fn build(pool: &PgPool, settings: &ProjectionSettings) -> (ReadSide, Runners
     let read = ReadSide {
         models: models.handle(),
         read_your_writes_timeout: Duration::from_millis(settings.read_your_writes_timeout_ms),
+        readiness_max_lag: settings.readiness_max_lag,
     };
     let runners = Runners {
         runners: vec![Box::new(move |stop: watch::Receiver<bool>| {

@@ -25,6 +25,33 @@ async fn health_endpoints_report_up() {
 }
 
 #[tokio::test]
+async fn health_details_are_for_admins_only() {
+    let app = TestApp::spawn().await;
+    let anonymous: Value = app
+        .client
+        .get(format!("{}/actuator/health", app.base))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(anonymous, serde_json::json!({"status": "UP"}));
+    let admin = app.token("ops", "acme", &[contract_tests::ADMIN]);
+    let detailed: Value = app
+        .request(Method::GET, "/actuator/health", &admin)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(detailed["components"]["db"]["status"], "UP");
+    assert_eq!(detailed["components"]["projections"]["status"], "UP");
+    assert!(detailed["components"]["projections"]["details"]["lag"].is_i64());
+}
+
+#[tokio::test]
 async fn prometheus_exposes_request_histogram_by_route_template() {
     let app = TestApp::spawn().await;
     let token = app.modeler();

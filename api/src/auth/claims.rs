@@ -96,6 +96,9 @@ where
         let claims = authenticator
             .verify(token)
             .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        let span = tracing::Span::current();
+        span.record("user", claims.sub.as_str());
+        span.record("tenant", claims.tenant_id.as_str());
         Ok(Self {
             user_id: claims.sub,
             tenant_id: claims.tenant_id,

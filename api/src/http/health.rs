@@ -1,33 +1,76 @@
-//! Spring Boot Actuator-shaped health endpoints: liveness says the process serves requests;
-//! readiness says it can do useful work (database reachable, schema current).
+//! Spring Boot Actuator-shaped endpoints. Liveness: the process serves requests. Readiness:
+//! it can do useful work — database reachable with the current schema, and the read model
+//! not too far behind (NATS, once configured, only degrades: it never blocks commands).
+//! `/actuator/health` shows component details to `access-admin` callers only.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
 use crate::app::AppState;
+use crate::auth::Privilege;
 
 pub async fn liveness() -> Json<Value> {
     Json(json!({ "status": "UP" }))
 }
 
 pub async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let (up, details) = check_database(&state).await;
-    let status = if up { "UP" } else { "DOWN" };
-    let code = if up {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let (up, components) = check(&state).await;
     (
-        code,
-        Json(json!({ "status": status, "components": { "db": details } })),
+        code(up),
+        Json(json!({ "status": status(up), "components": components })),
     )
 }
 
-pub async fn health(state: State<AppState>) -> (StatusCode, Json<Value>) {
-    readiness(state).await
+pub async fn health(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    let (up, components) = check(&state).await;
+    let admin = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|token| state.auth.verify(token).ok())
+        .is_some_and(|claims| {
+            claims
+                .privileges
+                .iter()
+                .any(|p| p == Privilege::Admin.as_str())
+        });
+    let body = if admin {
+        json!({ "status": status(up), "components": components })
+    } else {
+        json!({ "status": status(up) })
+    };
+    (code(up), Json(body))
+}
+
+fn status(up: bool) -> &'static str {
+    if up {
+        "UP"
+    } else {
+        "DOWN"
+    }
+}
+
+fn code(up: bool) -> StatusCode {
+    if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+async fn check(state: &AppState) -> (bool, Value) {
+    let (db_up, db) = check_database(state).await;
+    let (lag_ok, projections) = check_projections(state).await;
+    (
+        db_up && lag_ok,
+        json!({ "db": db, "projections": projections }),
+    )
 }
 
 async fn check_database(state: &AppState) -> (bool, Value) {
@@ -47,9 +90,29 @@ async fn check_database(state: &AppState) -> (bool, Value) {
     }
 }
 
+/// The read model must not lag more than the configured number of events.
+async fn check_projections(state: &AppState) -> (bool, Value) {
+    let max = state.read.readiness_max_lag;
+    match state.read.models.lag().await {
+        Ok(lag) => {
+            let up = lag <= max;
+            (
+                up,
+                json!({ "status": status(up), "details": { "lag": lag, "maxLag": max } }),
+            )
+        }
+        Err(error) => {
+            tracing::warn!(%error, "projection lag check failed");
+            (
+                false,
+                json!({ "status": "DOWN", "details": { "error": "lag unknown" } }),
+            )
+        }
+    }
+}
+
 /// The Prometheus text exposition.
 pub async fn prometheus(State(state): State<AppState>) -> axum::response::Response {
-    use axum::response::IntoResponse;
     match state.metrics.render() {
         Ok(body) => (
             [(

@@ -67,9 +67,11 @@ pub fn router(state: AppState, server: &ServerSettings) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(server.request_timeout_secs),
         ))
-        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| -> Response {
-            ApiError::Internal("a request handler panicked".into()).into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| -> Response {
+                ApiError::Internal("a request handler panicked".into()).into_response()
+            },
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
                 let request_id = request
@@ -77,10 +79,20 @@ pub fn router(state: AppState, server: &ServerSettings) -> Router {
                     .get(&REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), request_id)
+                // user and tenant are filled in once the caller is authenticated.
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    uri = %request.uri().path(),
+                    request_id,
+                    user = tracing::field::Empty,
+                    tenant = tracing::field::Empty,
+                )
             }),
         )
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+        ]))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

@@ -57,6 +57,14 @@ pub async fn track_requests(
         .map_or_else(|| "UNKNOWN".to_owned(), |path| path.as_str().to_owned());
     let response = next.run(request).await;
     let status = response.status();
+    let latency = started.elapsed();
+    // The access log line: with the request span's request_id, user and tenant.
+    tracing::info!(
+        route = %uri,
+        status = status.as_u16(),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "request completed"
+    );
     let outcome = match status.as_u16() {
         100..=199 => "INFORMATIONAL",
         200..=299 => "SUCCESS",
@@ -74,6 +82,6 @@ pub async fn track_requests(
             status: status.as_str().to_owned(),
             outcome,
         })
-        .observe(started.elapsed().as_secs_f64());
+        .observe(latency.as_secs_f64());
     response
 }
