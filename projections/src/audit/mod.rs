@@ -1,0 +1,20 @@
+//! The tamper-evident audit log: the `audit_logs` projector (one row per accepted or
+//! rejected command, linked into a SHA-256 hash chain per generation), the chain
+//! [`verify`]er and the audit queries.
+
+mod chain;
+pub mod hash;
+mod projector;
+mod query;
+mod rebuild;
+mod row;
+mod store;
+mod verify;
+
+pub use chain::ChainError;
+pub use projector::{AuditProjector, FAMILY, NAME, REBUILD_NAME};
+pub use query::{list, AuditFilter, Page, MAX_PAGE_SIZE};
+pub use rebuild::AuditRebuild;
+pub use row::{AuditResult, AuditRow};
+pub use store::clear_generation;
+pub use verify::{verify, ChainProblem, ProblemKind, VerifyReport};
