@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::FromRef;
+use axum_server::tls_rustls::RustlsConfig;
 use commands::db::{self, PoolSettings};
 use commands::CommandService;
 use tokio::net::TcpListener;
@@ -56,6 +57,7 @@ pub struct Application {
     shutdown_grace: Duration,
     auth: Authenticator,
     runners: Runners,
+    tls: Option<RustlsConfig>,
 }
 
 impl Application {
@@ -112,6 +114,23 @@ impl Application {
             }),
         };
         let router = crate::http::router(state, &settings.server);
+        let tls = match (
+            &settings.server.tls_cert_path,
+            &settings.server.tls_key_path,
+        ) {
+            (Some(cert), Some(key)) => Some(
+                RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "TLS_CERT_PATH/TLS_KEY_PATH: cannot load {} and {}",
+                            cert.display(),
+                            key.display()
+                        )
+                    })?,
+            ),
+            _ => None,
+        };
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address)
             .await
@@ -122,6 +141,7 @@ impl Application {
             shutdown_grace: Duration::from_secs(settings.server.shutdown_grace_secs),
             auth,
             runners,
+            tls,
         })
     }
 
@@ -147,32 +167,25 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (tx, mut rx) = tokio::sync::watch::channel(false);
         let (stop_workers, _) = tokio::sync::watch::channel(false);
         let workers = self.runners.spawn(&stop_workers);
-        let grace = self.shutdown_grace;
-        let server = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining in-flight requests");
-            let _ = tx.send(true);
-        });
-        let stop = stop_workers;
-        let drained = async move {
-            let _ = rx.wait_for(|stopping| *stopping).await;
-            tokio::time::sleep(grace).await;
-        };
-        let result = tokio::select! {
-            result = server => result.context("server error"),
-            () = drained => {
-                tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
-                Ok(())
+        let make_service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let result = match self.tls {
+            None => serve_plain(self.listener, make_service, shutdown, self.shutdown_grace).await,
+            Some(tls) => {
+                serve_tls(
+                    self.listener,
+                    tls,
+                    make_service,
+                    shutdown,
+                    self.shutdown_grace,
+                )
+                .await
             }
         };
+        let stop = stop_workers;
         // The server is done: stop the projectors (each finishes its batch and releases its
         // lock so a standby replica takes over at once).
         let _ = stop.send(true);
@@ -183,6 +196,57 @@ impl Application {
         }
         result
     }
+}
+
+type MakeService =
+    axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>;
+
+/// Plain HTTP (behind an ingress that terminates TLS).
+async fn serve_plain(
+    listener: TcpListener,
+    make_service: MakeService,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, make_service).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = tx.send(true);
+    });
+    let drained = async move {
+        let _ = rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result.context("server error"),
+        () = drained => {
+            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
+            Ok(())
+        }
+    }
+}
+
+/// HTTPS terminated here with rustls (`TLS_CERT_PATH`, `TLS_KEY_PATH`).
+async fn serve_tls(
+    listener: TcpListener,
+    tls: RustlsConfig,
+    make_service: MakeService,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        stopper.graceful_shutdown(Some(grace));
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+        .handle(handle)
+        .serve(make_service)
+        .await
+        .context("server error")
 }
 
 /// The token verifier from settings: HS256 secret (configured or, in dev, generated) and/or

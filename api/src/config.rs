@@ -106,6 +106,10 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     /// How long SIGTERM waits for in-flight requests.
     pub shutdown_grace_secs: u64,
+    /// PEM certificate chain: with `tls_key_path`, the server speaks HTTPS itself.
+    pub tls_cert_path: Option<PathBuf>,
+    /// PEM private key for `tls_cert_path`.
+    pub tls_key_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,6 +179,8 @@ impl Settings {
                 body_limit_bytes: 10 * 1024 * 1024,
                 request_timeout_secs: 30,
                 shutdown_grace_secs: 20,
+                tls_cert_path: None,
+                tls_key_path: None,
             },
             database: DatabaseSettings {
                 url: None,
@@ -253,6 +259,16 @@ impl Settings {
                     .map(|_| "server.body_limit_bytes".into()),
             )
             .merge(Env::raw().only(&["DATA_DIR"]).map(|_| "data_dir".into()))
+            .merge(
+                Env::raw()
+                    .only(&["TLS_CERT_PATH"])
+                    .map(|_| "server.tls_cert_path".into()),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["TLS_KEY_PATH"])
+                    .map(|_| "server.tls_key_path".into()),
+            )
             // Anything else: APP_SECTION__KEY, e.g. APP_DATABASE__MAX_CONNECTIONS=30.
             .merge(
                 Env::prefixed("APP_")
@@ -280,6 +296,12 @@ impl Settings {
                     reason: "must be at least 32 bytes in staging and prod".into(),
                 });
             }
+        }
+        if self.server.tls_cert_path.is_some() != self.server.tls_key_path.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "TLS_CERT_PATH",
+                reason: "and TLS_KEY_PATH must be set together".into(),
+            });
         }
         if self.server.body_limit_bytes == 0 {
             return Err(ConfigError::Invalid {

@@ -2,6 +2,7 @@
 //! [`ProjectorRunner`] that applies a [`Projector`] to the feed exactly once, on one replica
 //! at a time.
 
+pub mod audit;
 pub mod checkpoint;
 mod error;
 mod event;

@@ -35,6 +35,8 @@ pub struct TestApp {
 pub struct Options {
     pub body_limit_bytes: usize,
     pub public_key_path: Option<String>,
+    /// PEM certificate and key paths: the app serves HTTPS.
+    pub tls: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -42,6 +44,7 @@ impl Default for Options {
         Self {
             body_limit_bytes: 10 * 1024 * 1024,
             public_key_path: None,
+            tls: None,
         }
     }
 }
@@ -53,6 +56,12 @@ impl TestApp {
 
     pub async fn spawn_with(options: Options) -> Self {
         let database = format!("fui_test_{}", uuid::Uuid::new_v4().simple());
+        Self::spawn_on(database, options).await
+    }
+
+    /// The app on the database `database` (created if missing); the database is dropped
+    /// when the app is.
+    pub async fn spawn_on(database: String, options: Options) -> Self {
         let url = format!("{}/{database}", server_url());
         let mut figment = Settings::figment(Profile::Test)
             .merge(Serialized::default("database.url", &url))
@@ -67,6 +76,16 @@ impl TestApp {
         if let Some(path) = &options.public_key_path {
             figment = figment.merge(Serialized::default("auth.jwt_public_key_path", path));
         }
+        if let Some((cert, key)) = &options.tls {
+            figment = figment
+                .merge(Serialized::default("server.tls_cert_path", cert))
+                .merge(Serialized::default("server.tls_key_path", key));
+        }
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let settings: Settings = figment.extract().expect("test settings");
         let app = Application::build(&settings)
             .await
@@ -79,8 +98,12 @@ impl TestApp {
         }));
         let pool = sqlx::PgPool::connect(&url).await.expect("test pool");
         Self {
-            base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
+            base: format!("{scheme}://127.0.0.1:{port}"),
+            client: reqwest::Client::builder()
+                // Test certificates are self-signed.
+                .danger_accept_invalid_certs(true)
+                .build()
+                .expect("client"),
             pool,
             auth,
             database,
@@ -117,6 +140,16 @@ impl TestApp {
             .expect("request");
         assert_eq!(response.status(), 201, "create {key}");
         response.json().await.expect("json")
+    }
+
+    /// The app's database name.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The app's database URL.
+    pub fn database_url(&self) -> String {
+        format!("{}/{}", server_url(), self.database)
     }
 
     /// Counts stored events of one aggregate type.
