@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use projections::audit::AuditRebuild;
 use projections::models::ModelsRebuild;
 use projections::rebuild::{self, Progress, RebuildError, RebuildReport, Rebuildable};
 use projections::{checkpoint, feed, Position, ProjectorHandle};
@@ -15,7 +16,7 @@ pub const REBUILD_BATCH: i64 = 5000;
 
 /// Every read model that can be rebuilt, by name.
 pub fn rebuildables() -> Vec<Arc<dyn Rebuildable>> {
-    vec![Arc::new(ModelsRebuild)]
+    vec![Arc::new(ModelsRebuild), Arc::new(AuditRebuild)]
 }
 
 pub fn find(name: &str) -> Option<Arc<dyn Rebuildable>> {

@@ -51,10 +51,26 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Check the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Exit 0 if the local server reports ready (for container health checks).
     Healthcheck {
         #[arg(long, env = "SERVER_PORT", default_value_t = 8080)]
         port: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain; exit non-zero naming the first row that was edited, deleted or
+    /// inserted out of chain.
+    Verify {
+        /// A generation other than the active one.
+        #[arg(long)]
+        generation: Option<i64>,
     },
 }
 
@@ -86,6 +102,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => token(&sub, &tenant, &privileges, ttl_hours),
         Command::Healthcheck { port } => healthcheck(port),
         Command::Projections { command } => projections(command).await,
+        Command::Audit {
+            command: AuditCommand::Verify { generation },
+        } => audit_verify(generation).await,
     }
 }
 
@@ -131,6 +150,32 @@ async fn connect(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
     )
     .await
     .context("could not connect to the database")
+}
+
+async fn audit_verify(generation: Option<i64>) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    crate::telemetry::init(&settings.log);
+    let pool = connect(&settings).await?;
+    let report = projections::audit::verify(&pool, generation).await?;
+    match &report.first_problem {
+        None => {
+            println!(
+                "audit chain intact: {} rows checked (generation {})",
+                report.rows_checked, report.generation
+            );
+            Ok(())
+        }
+        Some(problem) => anyhow::bail!(
+            "audit chain broken at seq {} (row id {}): {:?}: {} ({} rows checked before it)",
+            problem.seq,
+            problem
+                .id
+                .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+            problem.kind,
+            problem.detail,
+            report.rows_checked
+        ),
+    }
 }
 
 async fn projections(command: ProjectionsCommand) -> anyhow::Result<()> {

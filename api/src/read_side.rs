@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use projections::audit::AuditProjector;
 use projections::models::ModelsProjector;
 use projections::{Position, ProjectorHandle, ProjectorRunner, RunnerConfig};
 use sqlx::PgPool;
@@ -18,6 +19,7 @@ use crate::config::ProjectionSettings;
 #[derive(Clone)]
 pub struct ReadSide {
     pub models: ProjectorHandle,
+    pub audit: ProjectorHandle,
     /// How long a command waits for the read tables to include its events.
     pub read_your_writes_timeout: Duration,
     /// Readiness fails when the model projection is further behind than this.
@@ -27,7 +29,7 @@ pub struct ReadSide {
 impl ReadSide {
     /// Handles of every consumer this replica runs.
     pub fn handles(&self) -> Vec<projections::ProjectorHandle> {
-        vec![self.models.clone()]
+        vec![self.models.clone(), self.audit.clone()]
     }
 
     /// Waits until the model projection has applied the event at `position`; `false` when
@@ -71,15 +73,26 @@ pub fn build(pool: &PgPool, settings: &ProjectionSettings) -> (ReadSide, Runners
         Arc::new(ModelsProjector::live()),
         runner_config(settings),
     );
+    let audit = ProjectorRunner::new(
+        pool.clone(),
+        Arc::new(AuditProjector::live()),
+        runner_config(settings),
+    );
     let read = ReadSide {
         models: models.handle(),
+        audit: audit.handle(),
         read_your_writes_timeout: Duration::from_millis(settings.read_your_writes_timeout_ms),
         readiness_max_lag: settings.readiness_max_lag,
     };
     let runners = Runners {
-        runners: vec![Box::new(move |stop: watch::Receiver<bool>| {
-            Box::pin(models.run(stopped(stop))) as RunnerFuture
-        })],
+        runners: vec![
+            Box::new(move |stop: watch::Receiver<bool>| {
+                Box::pin(models.run(stopped(stop))) as RunnerFuture
+            }),
+            Box::new(move |stop: watch::Receiver<bool>| {
+                Box::pin(audit.run(stopped(stop))) as RunnerFuture
+            }),
+        ],
     };
     (read, runners)
 }

@@ -102,15 +102,27 @@ pub async fn rebuild(
         .await?;
     tx.commit().await?;
 
+    // Every event committed before the rebuild started must be in the new generation, even
+    // if an open transaction elsewhere still holds the feed's xmin gate shut for a moment.
+    let head = last_in_feed_order(pool).await?;
     let total = u64::try_from(feed::count_after(pool, Position::START).await?).unwrap_or(0);
     let mut done = 0u64;
+    let gate_deadline = Instant::now() + std::time::Duration::from_secs(30);
     progress(Progress { done, total });
     loop {
         let mut tx = pool.begin().await?;
         let applied = apply_next(&mut tx, projector.as_ref(), batch_size).await?;
         tx.commit().await?;
         if applied == 0 {
-            break;
+            if covers(pool, projector.name(), head).await? {
+                break;
+            }
+            if Instant::now() >= gate_deadline {
+                tracing::warn!(family, ?head, "rebuild: events before the start are still held back by an open transaction; they follow with the live projector");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            continue;
         }
         done += applied as u64;
         progress(Progress {
@@ -173,6 +185,26 @@ pub async fn rebuild(
         "rebuild finished"
     );
     Ok(report)
+}
+
+/// The feed position of the last committed event in feed order (not the highest global
+/// position: identity order is not commit order).
+async fn last_in_feed_order(pool: &PgPool) -> Result<Option<Position>, RebuildError> {
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "SELECT tx_id::text, global_position FROM events ORDER BY tx_id DESC, global_position DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|(tx, gp)| tx.parse().ok().map(|tx| Position::new(tx, gp))))
+}
+
+/// Whether `name`'s checkpoint has reached `target` (`None`: there are no events).
+async fn covers(pool: &PgPool, name: &str, target: Option<Position>) -> Result<bool, RebuildError> {
+    let Some(target) = target else {
+        return Ok(true);
+    };
+    let reached = checkpoint::load(pool, name).await?.map(|c| c.position);
+    Ok(reached.is_some_and(|p| p >= target))
 }
 
 /// Applies the next batch after the projector's checkpoint inside `tx`; the number applied.

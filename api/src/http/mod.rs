@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, middleware and the error format.
 
 pub mod admin;
+pub mod audit;
 pub mod dto;
 pub mod extract;
 pub mod health;
@@ -53,6 +54,7 @@ pub fn router(state: AppState, server: &ServerSettings) -> Router {
     Router::new()
         .nest("/api/v1/process-models", models)
         .nest("/api/v1/admin", admin)
+        .route("/api/v1/audit-logs", get(audit::list))
         .nest("/actuator", actuator)
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
