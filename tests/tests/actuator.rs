@@ -81,6 +81,8 @@ async fn prometheus_exposes_request_histogram_by_route_template() {
         "eventstore_appends_total 1",
         "process_resident_memory_bytes",
         "db_pool_connections_idle",
+        "projection_lag_events{projection=\"process_models\"}",
+        "projection_lag_events{projection=\"audit_logs\"}",
     ] {
         assert!(text.contains(expected), "missing {expected} in:\n{text}");
     }

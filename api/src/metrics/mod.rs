@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use http::track_requests;
@@ -22,6 +23,14 @@ pub struct Metrics {
     pub eventstore_appends: Counter,
     /// Commands refused, by reason (sum over replicas).
     pub commands_rejected: prometheus_client::metrics::family::Family<RejectionLabels, Counter>,
+    /// Committed events each projection has not applied yet (the same on every replica:
+    /// take the max across replicas, not the sum). Refreshed on every scrape.
+    pub projection_lag: prometheus_client::metrics::family::Family<ProjectionLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct ProjectionLabels {
+    pub projection: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
@@ -45,6 +54,12 @@ impl Metrics {
             "Commands refused, by reason, on this replica",
             commands_rejected.clone(),
         );
+        let projection_lag = prometheus_client::metrics::family::Family::default();
+        registry.register(
+            "projection_lag_events",
+            "Committed events a projection has not applied yet",
+            projection_lag.clone(),
+        );
         registry.register_collector(Box::new(process::ProcessCollector::new()));
         registry.register_collector(Box::new(store::PoolCollector::new(pool)));
         Self {
@@ -52,6 +67,7 @@ impl Metrics {
             http,
             eventstore_appends,
             commands_rejected,
+            projection_lag,
         }
     }
 
@@ -62,6 +78,24 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut registry)
+    }
+
+    /// Refreshes the scrape-time gauges (projection lag) from the database.
+    pub async fn refresh(&self, handles: &[projections::ProjectorHandle]) {
+        for handle in handles {
+            match handle.lag().await {
+                Ok(lag) => {
+                    self.projection_lag
+                        .get_or_create(&ProjectionLabels {
+                            projection: handle.name().to_owned(),
+                        })
+                        .set(lag);
+                }
+                Err(error) => {
+                    tracing::warn!(projection = handle.name(), %error, "projection lag unknown")
+                }
+            }
+        }
     }
 
     /// The OpenMetrics text exposition.
