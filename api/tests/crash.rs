@@ -1,0 +1,329 @@
+//! The real binary under load, killed with SIGKILL and started again, and two replicas on
+//! one database: the read tables end up exactly as a rebuild from the event store makes
+//! them, and one replica at a time runs each projector.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sqlx::{Connection, PgPool};
+
+const BIN: &str = env!("CARGO_BIN_EXE_flowable-ui");
+const SECRET: &str = "crash-test-secret-0123456789abcdef0123";
+
+fn server() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Replica {
+    child: Child,
+    base: String,
+}
+
+impl Replica {
+    async fn start(database: &str) -> Self {
+        let port = free_port();
+        let child = Command::new(BIN)
+            .arg("serve")
+            .env("APP_PROFILE", "test")
+            .env("DATABASE_URL", format!("{}/{database}", server()))
+            .env("JWT_SECRET", SECRET)
+            .env("SERVER_PORT", port.to_string())
+            .env("APP_SERVER__HOST", "127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start flowable-ui");
+        let replica = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = client
+                .get(format!("{}/actuator/health/readiness", replica.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return replica;
+            }
+            assert!(Instant::now() < deadline, "replica did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        // SIGKILL: no shutdown hook runs.
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Database(String);
+
+impl Database {
+    async fn create() -> Self {
+        let name = format!("fui_crash_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", server()))
+            .await
+            .expect("admin");
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await
+            .expect("create");
+        Self(name)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime
+                .block_on(async {
+                    let mut admin =
+                        sqlx::PgConnection::connect(&format!("{}/postgres", server())).await?;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await?;
+                    admin.close().await
+                })
+                .map_err(std::io::Error::other)
+        })
+        .join();
+    }
+}
+
+fn token() -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": "load", "tenant_id": "acme", "privileges": ["access-modeler", "access-admin"], "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("token")
+}
+
+/// Writers creating and editing models until stopped; returns how many commands succeeded.
+async fn load(base: String, writer: usize, until: Instant) -> usize {
+    let client = reqwest::Client::new();
+    let token = token();
+    let mut ok = 0;
+    let mut n = 0;
+    while Instant::now() < until {
+        n += 1;
+        let created = client
+            .post(format!("{base}/api/v1/process-models"))
+            .bearer_auth(&token)
+            .json(&json!({"key": format!("w{writer}n{n}"), "name": "Load"}))
+            .send()
+            .await;
+        let Ok(created) = created else { break };
+        if !created.status().is_success() {
+            continue;
+        }
+        ok += 1;
+        let Ok(body) = created.json::<Value>().await else {
+            break;
+        };
+        let id = body["id"].as_str().unwrap_or_default().to_owned();
+        for edit in 0..3 {
+            let response = client
+                .patch(format!("{base}/api/v1/process-models/{id}"))
+                .bearer_auth(&token)
+                .json(&json!({"description": format!("edit {edit}")}))
+                .send()
+                .await;
+            match response {
+                Ok(r) if r.status().is_success() => ok += 1,
+                Ok(_) => {}
+                Err(_) => return ok,
+            }
+        }
+    }
+    ok
+}
+
+async fn wait_caught_up(pool: &PgPool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let behind: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events e, projection_checkpoints c
+              WHERE c.name = 'process_models' AND (e.tx_id, e.global_position) > (c.tx_id, c.global_position)",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("lag");
+        if behind == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "projection did not catch up ({behind} behind)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn table(pool: &PgPool, generation_sql: &str) -> Vec<Value> {
+    sqlx::query_scalar(&format!(
+        "SELECT to_jsonb(m) - 'generation' FROM process_models m WHERE generation = {generation_sql} ORDER BY id"
+    ))
+    .fetch_all(pool)
+    .await
+    .expect("table")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_under_load_loses_nothing_and_matches_a_rebuild() {
+    let db = Database::create().await;
+    let mut replica = Replica::start(&db.0).await;
+    let until = Instant::now() + Duration::from_millis(1500);
+    let writers: Vec<_> = (0..4)
+        .map(|w| tokio::spawn(load(replica.base.clone(), w, until)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    replica.kill();
+    let mut acknowledged = 0;
+    for writer in writers {
+        acknowledged += writer.await.expect("writer");
+    }
+    assert!(
+        acknowledged > 0,
+        "some commands went through before the kill"
+    );
+
+    let replica = Replica::start(&db.0).await;
+    let pool = PgPool::connect(&format!("{}/{}", server(), db.0))
+        .await
+        .expect("pool");
+    let events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'ProcessModel'")
+            .fetch_one(&pool)
+            .await
+            .expect("events");
+    assert!(
+        events >= acknowledged as i64,
+        "every acknowledged command is stored ({events} < {acknowledged})"
+    );
+    wait_caught_up(&pool).await;
+    let live = table(&pool, "1").await;
+    let models: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT aggregate_id) FROM events WHERE aggregate_type = 'ProcessModel'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("models");
+    assert_eq!(live.len() as i64, models, "one row per model stream");
+
+    // A rebuild from the event store produces the same table.
+    let status = Command::new(BIN)
+        .args(["projections", "rebuild", "process_models"])
+        .env("APP_PROFILE", "test")
+        .env("DATABASE_URL", format!("{}/{}", server(), db.0))
+        .env("JWT_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("rebuild");
+    assert!(status.success());
+    assert_eq!(table(&pool, "2").await, live);
+    drop(replica);
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_share_the_projectors_and_fail_over() {
+    let db = Database::create().await;
+    let mut first = Replica::start(&db.0).await;
+    let second = Replica::start(&db.0).await;
+    let client = reqwest::Client::new();
+    let token = token();
+    let states = |base: String| {
+        let client = client.clone();
+        let token = token.clone();
+        async move {
+            let status: Value = client
+                .get(format!("{base}/api/v1/admin/projections"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("status")
+                .json()
+                .await
+                .expect("json");
+            status["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .find(|p| p["name"] == "process_models")
+                .map(|p| p["state"].as_str().unwrap_or_default().to_owned())
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(states(first.base.clone()).await, "RUNNING");
+    assert_eq!(states(second.base.clone()).await, "STANDBY");
+
+    // Writes through either replica are read back at once from either.
+    let created: Value = client
+        .post(format!("{}/api/v1/process-models", second.base))
+        .bearer_auth(&token)
+        .json(&json!({"key": "shared", "name": "Shared"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let read = client
+        .get(format!("{}/api/v1/process-models/{id}", first.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(read.status(), 200);
+
+    first.kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while states(second.base.clone()).await != "RUNNING" {
+        assert!(Instant::now() < deadline, "the standby did not take over");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let response = client
+        .patch(format!("{}/api/v1/process-models/{id}", second.base))
+        .bearer_auth(&token)
+        .json(&json!({"description": "after fail-over"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers().get("x-read-your-writes").is_none(),
+        "the new active replica projects it"
+    );
+}
