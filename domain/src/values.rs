@@ -16,6 +16,10 @@ pub enum ValueError {
     NotAnObject { field: &'static str },
     #[error("{field} must be at most {max} bytes when serialised")]
     TooLarge { field: &'static str, max: usize },
+    /// PostgreSQL (`text` and `jsonb`) cannot store U+0000: refused here rather than as a
+    /// server error from the event store.
+    #[error("{field} must not contain the character U+0000")]
+    ContainsNul { field: &'static str },
 }
 
 impl ValueError {
@@ -26,7 +30,8 @@ impl ValueError {
             | Self::TooLong { field, .. }
             | Self::NotNcName { field }
             | Self::NotAnObject { field }
-            | Self::TooLarge { field, .. } => field,
+            | Self::TooLarge { field, .. }
+            | Self::ContainsNul { field } => field,
         }
     }
 }
@@ -43,6 +48,9 @@ fn bounded(
     }
     if trimmed.chars().count() > max {
         return Err(ValueError::TooLong { field, max });
+    }
+    if trimmed.contains('\0') {
+        return Err(ValueError::ContainsNul { field });
     }
     Ok(trimmed.to_owned())
 }
@@ -110,14 +118,34 @@ impl ModelKey {
             });
         }
         let mut chars = raw.chars();
-        let first_ok = chars.next().is_some_and(|c| c == '_' || c.is_alphabetic());
-        let rest_ok = chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| (c == '_' || c.is_alphabetic()) && in_xml_name(c, true));
+        let rest_ok = chars.all(|c| {
+            (c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) && in_xml_name(c, false)
+        });
         if first_ok && rest_ok {
             Ok(Self(raw.to_owned()))
         } else {
             Err(ValueError::NotNcName { field: FIELD })
         }
     }
+}
+
+/// Whether `c` may stand in an XML name (XML 1.0 fifth edition): `NameStartChar` when `first`,
+/// else `NameChar`; `:` excluded, as in an NCName. Unicode letters and digits outside these
+/// ranges (e.g. `ª`, `²`) would make the key an invalid BPMN process id.
+fn in_xml_name(c: char, first: bool) -> bool {
+    let start = matches!(c,
+        'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+        | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+        | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+        | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}');
+    start
+        || (!first
+            && matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}'
+                | '\u{203F}'..='\u{2040}'))
 }
 
 impl ModelName {
@@ -177,6 +205,9 @@ impl EditorJson {
                 max: Self::MAX_BYTES,
             });
         }
+        if holds_nul(&value) {
+            return Err(ValueError::ContainsNul { field: FIELD });
+        }
         Ok(Self(value))
     }
 
@@ -201,6 +232,28 @@ impl EditorJson {
     pub fn into_value(self) -> serde_json::Value {
         self.0
     }
+}
+
+/// True when a string or key anywhere in `value` holds U+0000 (an explicit stack: any depth).
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::String(s) if s.contains('\0') => return true,
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => {
+                for (key, item) in map {
+                    if key.contains('\0') {
+                        return true;
+                    }
+                    stack.push(item);
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 struct ByteCounter(usize);
@@ -269,7 +322,9 @@ mod tests {
                 max: 50
             })
         );
-        for bad in ["1abc", "-a", ".a", "a b", "a:b", "a/b", " a", "a\t"] {
+        for bad in [
+            "1abc", "-a", ".a", "a b", "a:b", "a/b", " a", "a\t", "ªL", "a²",
+        ] {
             assert_eq!(
                 ModelKey::parse(bad),
                 Err(ValueError::NotNcName { field: "key" }),
@@ -319,6 +374,24 @@ mod tests {
             EditorJson::parse(big),
             Err(ValueError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn nul_is_refused_since_postgres_cannot_store_it() {
+        fn nul<T>(field: &'static str) -> Result<T, ValueError> {
+            Err(ValueError::ContainsNul { field })
+        }
+        assert_eq!(ModelName::parse("a\0b"), nul("name"));
+        assert_eq!(Category::parse("\0"), nul("category"));
+        assert_eq!(Description::parse(" x\0 "), nul("description"));
+        assert_eq!(
+            EditorJson::parse(serde_json::json!({ "a": [{ "b": "\u{0}" }] })),
+            nul("modelJson")
+        );
+        assert_eq!(
+            EditorJson::parse(serde_json::json!({ "a\u{0}": 1 })),
+            nul("modelJson")
+        );
     }
 
     #[test]
