@@ -11,6 +11,7 @@ pub mod generation;
 mod listener;
 pub mod models;
 mod position;
+pub mod relay;
 pub mod rebuild;
 pub mod runner;
 pub mod upcast;
