@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::dev_secret;
 use crate::metrics::Metrics;
 use crate::read_side::{self, ReadSide, Runners};
+use crate::relay::Relay;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -99,11 +100,28 @@ impl Application {
             );
         }
         let auth = authenticator(settings)?;
-        let (read, runners) = read_side::build(&pool, &settings.projections);
+        let relay = Relay::from_settings(&settings.nats);
+        if let Some(relay) = &relay {
+            relay
+                .relay
+                .start()
+                .await
+                .context("NATS_URL: cannot use this address")?;
+            // NATS being down delays the fan-out, never the service: wait briefly, then go on
+            // degraded (readiness says so) while the relay keeps reconnecting.
+            if !relay.relay.wait_ready(Duration::from_secs(5)).await {
+                tracing::warn!("NATS is not reachable yet; events will be relayed once it is");
+            }
+        }
+        let metrics = Metrics::new(pool.clone());
+        if let Some(relay) = &relay {
+            metrics.register_relay(relay.relay.status_handle());
+        }
+        let (read, runners) = read_side::build(&pool, &settings.projections, relay);
         let state = AppState {
             read,
             rebuilds: crate::admin::Rebuilds::default(),
-            metrics: Metrics::new(pool.clone()),
+            metrics,
             commands: Arc::new(CommandService::new(pool)),
             auth: auth.clone(),
             info: Arc::new(BuildInfo {

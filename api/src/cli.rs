@@ -51,6 +51,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Follow the event stream on NATS.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// Check the audit log.
     Audit {
         #[command(subcommand)]
@@ -60,6 +65,29 @@ pub enum Command {
     Healthcheck {
         #[arg(long, env = "SERVER_PORT", default_value_t = 8080)]
         port: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print events as they are relayed (needs NATS_URL).
+    Tail {
+        /// Only this tenant's events.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only events of this type (e.g. ModelPublished, CommandRejected).
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        /// `start` (all the stream holds), `now` (only new ones) or a global position to
+        /// continue after.
+        #[arg(long, default_value = "now")]
+        from: String,
+        /// A durable consumer that remembers where it stopped across runs.
+        #[arg(long)]
+        durable: Option<String>,
+        /// `json` (one envelope per line) or `text`.
+        #[arg(long, default_value = "text", value_parser = ["json", "text"])]
+        format: String,
     },
 }
 
@@ -102,6 +130,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => token(&sub, &tenant, &privileges, ttl_hours),
         Command::Healthcheck { port } => healthcheck(port),
         Command::Projections { command } => projections(command).await,
+        Command::Events {
+            command:
+                EventsCommand::Tail {
+                    tenant,
+                    event_type,
+                    from,
+                    durable,
+                    format,
+                },
+        } => tail(tenant, event_type, &from, durable, &format).await,
         Command::Audit {
             command: AuditCommand::Verify { generation },
         } => audit_verify(generation).await,
@@ -150,6 +188,65 @@ async fn connect(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
     )
     .await
     .context("could not connect to the database")
+}
+
+async fn tail(
+    tenant: Option<String>,
+    event_type: Option<String>,
+    from: &str,
+    durable: Option<String>,
+    format: &str,
+) -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    use projections::relay::{subscribe_durable, subscribe_live, StartFrom};
+
+    let settings = Settings::load()?;
+    crate::telemetry::init(&settings.log);
+    let relay = crate::relay::Relay::from_settings(&settings.nats).context(
+        "`events tail` needs NATS: set NATS_URL (without it events are not relayed anywhere)",
+    )?;
+    let start = match from {
+        "start" => StartFrom::Beginning,
+        "now" => StartFrom::New,
+        position => StartFrom::AfterPosition(position.parse().with_context(|| {
+            format!("--from takes start, now or a global position, not '{position}'")
+        })?),
+    };
+    let client = projections::relay::connect(&relay.settings, "flowable-ui events tail")
+        .await
+        .context("cannot connect to NATS")?;
+    let js = relay.settings.jetstream(client);
+    let mut events = match &durable {
+        Some(name) => {
+            subscribe_durable(&js, &relay.settings, tenant.as_deref(), name, start).await?
+        }
+        None => subscribe_live(&js, &relay.settings, tenant.as_deref(), start).await?,
+    };
+    while let Some(event) = events.next().await {
+        let envelope = event?;
+        if event_type
+            .as_ref()
+            .is_some_and(|t| t != &envelope.event_type)
+        {
+            continue;
+        }
+        if format == "json" {
+            println!("{}", serde_json::to_string(&envelope)?);
+        } else {
+            println!(
+                "{:>10}  {}  {:<8}  {:<18} {}/{} #{}  {}",
+                envelope.global_position,
+                envelope.recorded_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                envelope.tenant_id.as_deref().unwrap_or("-"),
+                envelope.event_type,
+                envelope.aggregate_type,
+                envelope.aggregate_id,
+                envelope.sequence,
+                envelope.correlation_id.as_deref().unwrap_or("-"),
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn audit_verify(generation: Option<i64>) -> anyhow::Result<()> {

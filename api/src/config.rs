@@ -92,6 +92,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub log: LogSettings,
     pub projections: ProjectionSettings,
+    pub nats: NatsSettings,
     /// Where local state lives (the generated development secret).
     pub data_dir: PathBuf,
 }
@@ -154,6 +155,25 @@ pub struct ProjectionSettings {
     pub readiness_max_lag: i64,
 }
 
+/// The event fan-out. Without `url` (`NATS_URL`) nothing is relayed and the live event
+/// stream is unavailable.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSettings {
+    /// May carry credentials, so it is a secret.
+    pub url: Option<Secret>,
+    pub stream: String,
+    pub subject_prefix: String,
+    /// How long JetStream keeps an event (PostgreSQL keeps it forever).
+    pub max_age_secs: u64,
+    /// The stream's size limit; -1 for none.
+    pub max_bytes: i64,
+    /// Copies per message in a NATS cluster.
+    pub replicas: usize,
+    /// How long JetStream de-duplicates re-sent events by `Nats-Msg-Id`.
+    pub duplicate_window_secs: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
@@ -208,6 +228,15 @@ impl Settings {
                 read_your_writes_timeout_ms: 2000,
                 readiness_max_lag: 10_000,
             },
+            nats: NatsSettings {
+                url: None,
+                stream: "FLOWABLE_EVENTS".into(),
+                subject_prefix: "flowable.events".into(),
+                max_age_secs: 7 * 24 * 3600,
+                max_bytes: 1024 * 1024 * 1024,
+                replicas: 1,
+                duplicate_window_secs: 300,
+            },
             data_dir: PathBuf::from("data"),
         }
     }
@@ -259,6 +288,7 @@ impl Settings {
                     .map(|_| "server.body_limit_bytes".into()),
             )
             .merge(Env::raw().only(&["DATA_DIR"]).map(|_| "data_dir".into()))
+            .merge(Env::raw().only(&["NATS_URL"]).map(|_| "nats.url".into()))
             .merge(
                 Env::raw()
                     .only(&["TLS_CERT_PATH"])

@@ -9,6 +9,7 @@ mod dev_secret;
 pub mod http;
 pub mod metrics;
 pub mod read_side;
+pub mod relay;
 pub mod telemetry;
 
 pub use app::{AppState, Application};

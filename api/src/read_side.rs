@@ -14,12 +14,15 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 
 use crate::config::ProjectionSettings;
+use crate::relay::Relay;
 
 /// What handlers need of the read side.
 #[derive(Clone)]
 pub struct ReadSide {
     pub models: ProjectorHandle,
     pub audit: ProjectorHandle,
+    /// The NATS relay and its runner, when NATS is configured.
+    pub relay: Option<(Relay, ProjectorHandle)>,
     /// How long a command waits for the read tables to include its events.
     pub read_your_writes_timeout: Duration,
     /// Readiness fails when the model projection is further behind than this.
@@ -29,7 +32,11 @@ pub struct ReadSide {
 impl ReadSide {
     /// Handles of every consumer this replica runs.
     pub fn handles(&self) -> Vec<projections::ProjectorHandle> {
-        vec![self.models.clone(), self.audit.clone()]
+        let mut handles = vec![self.models.clone(), self.audit.clone()];
+        if let Some((_, handle)) = &self.relay {
+            handles.push(handle.clone());
+        }
+        handles
     }
 
     /// Waits until the model projection has applied the event at `position`; `false` when
@@ -67,7 +74,11 @@ fn runner_config(settings: &ProjectionSettings) -> RunnerConfig {
 }
 
 /// Builds the projector runners for `pool` and the handles to them.
-pub fn build(pool: &PgPool, settings: &ProjectionSettings) -> (ReadSide, Runners) {
+pub fn build(
+    pool: &PgPool,
+    settings: &ProjectionSettings,
+    relay: Option<Relay>,
+) -> (ReadSide, Runners) {
     let models = ProjectorRunner::new(
         pool.clone(),
         Arc::new(ModelsProjector::live()),
@@ -78,13 +89,25 @@ pub fn build(pool: &PgPool, settings: &ProjectionSettings) -> (ReadSide, Runners
         Arc::new(AuditProjector::live()),
         runner_config(settings),
     );
+    let relay_runner = relay.as_ref().map(|relay| {
+        ProjectorRunner::new(
+            pool.clone(),
+            relay.relay.clone(),
+            RunnerConfig {
+                // Refusals while NATS is down are cheap; retry soon after it returns.
+                retry_max: Duration::from_secs(2),
+                ..runner_config(settings)
+            },
+        )
+    });
     let read = ReadSide {
         models: models.handle(),
         audit: audit.handle(),
+        relay: relay.zip(relay_runner.as_ref().map(ProjectorRunner::handle)),
         read_your_writes_timeout: Duration::from_millis(settings.read_your_writes_timeout_ms),
         readiness_max_lag: settings.readiness_max_lag,
     };
-    let runners = Runners {
+    let mut runners = Runners {
         runners: vec![
             Box::new(move |stop: watch::Receiver<bool>| {
                 Box::pin(models.run(stopped(stop))) as RunnerFuture
@@ -94,6 +117,13 @@ pub fn build(pool: &PgPool, settings: &ProjectionSettings) -> (ReadSide, Runners
             }),
         ],
     };
+    if let Some(runner) = relay_runner {
+        runners
+            .runners
+            .push(Box::new(move |stop: watch::Receiver<bool>| {
+                Box::pin(runner.run(stopped(stop))) as RunnerFuture
+            }));
+    }
     (read, runners)
 }
 

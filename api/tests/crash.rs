@@ -30,9 +30,14 @@ struct Replica {
 
 impl Replica {
     async fn start(database: &str) -> Self {
+        Self::start_with(database, &[]).await
+    }
+
+    async fn start_with(database: &str, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let child = Command::new(BIN)
             .arg("serve")
+            .envs(env.iter().copied())
             .env("APP_PROFILE", "test")
             .env("DATABASE_URL", format!("{}/{database}", server()))
             .env("JWT_SECRET", SECRET)
@@ -326,4 +331,76 @@ async fn two_replicas_share_the_projectors_and_fail_over() {
         response.headers().get("x-read-your-writes").is_none(),
         "the new active replica projects it"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_tail_prints_relayed_events_and_needs_nats() {
+    let db = Database::create().await;
+    let stream = format!("FUI_TAIL_{}", uuid::Uuid::new_v4().simple());
+    let prefix = format!("fuitail.{}", stream.to_lowercase());
+    let nats = std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let env = [
+        ("NATS_URL", nats.as_str()),
+        ("APP_NATS__STREAM", stream.as_str()),
+        ("APP_NATS__SUBJECT_PREFIX", prefix.as_str()),
+    ];
+    let replica = Replica::start_with(&db.0, &env).await;
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/api/v1/process-models", replica.base))
+        .bearer_auth(token())
+        .json(&json!({"key": "tailed", "name": "Tailed"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), 201);
+
+    let tail = |args: &[&str], with_nats: bool| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["events", "tail"])
+            .args(args)
+            .env("APP_PROFILE", "test")
+            .env("DATABASE_URL", format!("{}/{}", server(), db.0))
+            .env("JWT_SECRET", SECRET)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if with_nats {
+            command.envs(env.iter().copied());
+        }
+        command.spawn().expect("tail")
+    };
+    let mut child = tail(
+        &["--from", "start", "--format", "json", "--tenant", "acme"],
+        true,
+    );
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).map(|_| line)
+    });
+    let line = tokio::time::timeout(Duration::from_secs(20), line)
+        .await
+        .expect("a line within 20 s")
+        .expect("join")
+        .expect("read");
+    let _ = child.kill();
+    let _ = child.wait();
+    let envelope: Value = serde_json::from_str(&line).expect("one JSON envelope per line");
+    assert_eq!(envelope["eventType"], "ModelCreated");
+    assert_eq!(envelope["tenantId"], "acme");
+    assert!(envelope["globalPosition"].is_i64());
+
+    let output = tail(&[], false)
+        .wait_with_output()
+        .expect("tail without nats");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("needs NATS"));
+
+    if let Ok(client) = async_nats::connect(&nats).await {
+        let _ = async_nats::jetstream::new(client)
+            .delete_stream(&stream)
+            .await;
+    }
+    drop(replica);
 }

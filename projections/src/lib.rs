@@ -11,8 +11,8 @@ pub mod generation;
 mod listener;
 pub mod models;
 mod position;
-pub mod relay;
 pub mod rebuild;
+pub mod relay;
 pub mod runner;
 pub mod upcast;
 

@@ -28,7 +28,14 @@ pub struct TestApp {
     pub pool: sqlx::PgPool,
     pub auth: Authenticator,
     database: String,
+    /// The JetStream stream of this test (deleted on drop).
+    pub nats_stream: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// The NATS server of the tests (`TEST_NATS_URL`, default: the local server).
+pub fn nats_url() -> String {
+    std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
 /// Options for [`TestApp::spawn_with`].
@@ -37,6 +44,8 @@ pub struct Options {
     pub public_key_path: Option<String>,
     /// PEM certificate and key paths: the app serves HTTPS.
     pub tls: Option<(String, String)>,
+    /// Relay events to the local NATS under a stream and subject prefix of this test's own.
+    pub nats: bool,
 }
 
 impl Default for Options {
@@ -45,6 +54,7 @@ impl Default for Options {
             body_limit_bytes: 10 * 1024 * 1024,
             public_key_path: None,
             tls: None,
+            nats: false,
         }
     }
 }
@@ -86,6 +96,18 @@ impl TestApp {
         } else {
             "http"
         };
+        let nats_stream = options
+            .nats
+            .then(|| format!("FUI_TEST_{}", uuid::Uuid::new_v4().simple()));
+        if let Some(stream) = &nats_stream {
+            figment = figment
+                .merge(Serialized::default("nats.url", nats_url()))
+                .merge(Serialized::default("nats.stream", stream))
+                .merge(Serialized::default(
+                    "nats.subject_prefix",
+                    format!("fuitest.{}", stream.to_lowercase()),
+                ));
+        }
         let settings: Settings = figment.extract().expect("test settings");
         let app = Application::build(&settings)
             .await
@@ -107,6 +129,7 @@ impl TestApp {
             pool,
             auth,
             database,
+            nats_stream,
             stop: Some(stop),
         }
     }
@@ -168,6 +191,7 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
         let database = self.database.clone();
+        let stream = self.nats_stream.clone();
         // Drop cannot be async: drop the database from a helper thread with its own runtime.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -175,6 +199,13 @@ impl Drop for TestApp {
                 .build()?;
             runtime
                 .block_on(async {
+                    if let Some(stream) = stream {
+                        if let Ok(client) = async_nats::connect(nats_url()).await {
+                            let _ = async_nats::jetstream::new(client)
+                                .delete_stream(&stream)
+                                .await;
+                        }
+                    }
                     let mut admin =
                         sqlx::PgConnection::connect(&format!("{}/postgres", server_url())).await?;
                     sqlx::query(&format!(

@@ -114,6 +114,7 @@ async fn check_projections(state: &AppState) -> (bool, Value) {
 /// The Prometheus text exposition.
 pub async fn prometheus(State(state): State<AppState>) -> axum::response::Response {
     state.metrics.refresh(&state.read.handles()).await;
+
     match state.metrics.render() {
         Ok(body) => (
             [(

@@ -8,6 +8,7 @@ pub mod health;
 pub mod models;
 pub mod problem;
 pub mod queries;
+pub mod stream;
 
 use std::time::Duration;
 
@@ -55,6 +56,7 @@ pub fn router(state: AppState, server: &ServerSettings) -> Router {
         .nest("/api/v1/process-models", models)
         .nest("/api/v1/admin", admin)
         .route("/api/v1/audit-logs", get(audit::list))
+        .route("/api/v1/events/stream", get(stream::stream))
         .nest("/actuator", actuator)
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -3,6 +3,7 @@
 
 mod http;
 mod process;
+mod relay;
 mod store;
 
 use std::sync::{Arc, Mutex};
@@ -69,6 +70,13 @@ impl Metrics {
             commands_rejected,
             projection_lag,
         }
+    }
+
+    /// Exports the relay's counters (`relay_published_total`, ...).
+    pub fn register_relay(&self, status: projections::relay::RelayStatusHandle) {
+        self.with_registry(|registry| {
+            registry.register_collector(Box::new(relay::RelayCollector::new(status)));
+        });
     }
 
     /// Lets other parts (projections, relay) add their own metrics.
