@@ -1,0 +1,19 @@
+//! Raw bytes → JSON → `validate_editor_json`, as `POST /api/v1/process-models/validate` does.
+//! The validator must never panic, must stay linear in the input, and its report must keep
+//! the invariants in `flowable_ui_fuzz::report` (order, NotACanvas alone, agreement with a
+//! reference model of the simpler rules, bounded size, serde round trip).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let report = domain::validate_editor_json(&doc);
+    flowable_ui_fuzz::report::check(&doc, &report, data.len());
+    // The command side wraps the same document first; that must not panic either.
+    if let Ok(json) = domain::EditorJson::parse(doc) {
+        assert!(json.as_value().is_object());
+    }
+});
