@@ -172,9 +172,7 @@ fn publish(body: &Map<String, Value>) -> Option<ModelAction> {
     {
         return None;
     }
-    // KNOWN GAP, reported to the lead: the publish handler (api, not domain) passes a comment
-    // holding U+0000 through, and the event store then fails with a 500. Skipped here so that
-    // this target keeps fuzzing the rest; remove once the handler refuses it.
+    // The publish handler refuses a comment holding U+0000 (PostgreSQL cannot store it).
     if comment.as_ref().is_some_and(|c| c.contains('\0')) {
         return None;
     }

@@ -169,6 +169,13 @@ pub async fn publish(
             .comment
             .map(|c| c.trim().to_owned())
             .filter(|c| !c.is_empty());
+        if comment.as_ref().is_some_and(|c| c.contains('\0')) {
+            // PostgreSQL cannot store U+0000.
+            return Err(ApiError::field(
+                "comment",
+                "comment must not contain U+0000",
+            ));
+        }
         if comment
             .as_ref()
             .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS)
@@ -402,7 +409,14 @@ async fn audited<T>(
             resource_type: <ProcessModel as cqrs_es::Aggregate>::TYPE.to_owned(),
             resource_id: resource.map(|id| id.to_string()),
             reason_code: error.slug().to_owned(),
-            reason: error.to_string(),
+            // Messages can echo the input (an unknown field's name): bounded, and without
+            // U+0000, which PostgreSQL cannot store.
+            reason: error
+                .to_string()
+                .replace('\0', "\u{FFFD}")
+                .chars()
+                .take(1000)
+                .collect(),
         };
         if let Err(record_error) = state
             .commands
