@@ -175,6 +175,38 @@ impl TestApp {
         format!("{}/{}", server_url(), self.database)
     }
 
+    /// Starts a rebuild of `family` through the admin API (as `token`) and waits until the
+    /// generation `generation` is active.
+    pub async fn rebuild_to(&self, token: &str, family: &str, generation: i64) {
+        let response = self
+            .request(
+                Method::POST,
+                &format!("/api/v1/admin/projections/{family}/rebuild"),
+                token,
+            )
+            .send()
+            .await
+            .expect("rebuild");
+        assert_eq!(response.status(), 202);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let active: i64 =
+                sqlx::query_scalar("SELECT active FROM projection_generations WHERE name = $1")
+                    .bind(family)
+                    .fetch_one(&self.pool)
+                    .await
+                    .expect("generation");
+            if active == generation {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rebuild of {family} did not reach generation {generation}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Counts stored events of one aggregate type.
     pub async fn count_events(&self, aggregate_type: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = $1")

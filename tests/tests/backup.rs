@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use contract_tests::{Options, TestApp, ADMIN, MODELER};
 use reqwest::Method;
@@ -110,33 +109,7 @@ async fn a_restored_backup_rebuilds_identical_read_tables() {
 
     // A second app on the restored database, rebuilding its read tables from the events.
     let restored = TestApp::spawn_on(restored_db, Options::default()).await;
-    let response = restored
-        .request(
-            Method::POST,
-            "/api/v1/admin/projections/process_models/rebuild",
-            &token,
-        )
-        .send()
-        .await
-        .expect("rebuild");
-    assert_eq!(response.status(), 202);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let generation: i64 = sqlx::query_scalar(
-            "SELECT active FROM projection_generations WHERE name = 'process_models'",
-        )
-        .fetch_one(&restored.pool)
-        .await
-        .expect("generation");
-        if generation == 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "rebuild on the restored database did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    restored.rebuild_to(&token, "process_models", 2).await;
     assert_eq!(read_tables(&restored).await, original);
     std::fs::remove_dir_all(&dir).ok();
 }

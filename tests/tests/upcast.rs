@@ -107,30 +107,7 @@ async fn a_stored_model_restored_1_0_reads_as_2_0_everywhere() {
     .fetch_one(&app.pool)
     .await
     .expect("row");
-    let response = app
-        .request(
-            Method::POST,
-            "/api/v1/admin/projections/process_models/rebuild",
-            &token,
-        )
-        .send()
-        .await
-        .expect("rebuild");
-    assert_eq!(response.status(), 202);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let generation: i64 = sqlx::query_scalar(
-            "SELECT active FROM projection_generations WHERE name = 'process_models'",
-        )
-        .fetch_one(&app.pool)
-        .await
-        .expect("generation");
-        if generation == 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "rebuild did not finish");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.rebuild_to(&token, "process_models", 2).await;
     let after: Value = sqlx::query_scalar("SELECT to_jsonb(m) - 'generation' FROM process_models m WHERE id = $1::uuid AND generation = 2")
         .bind(&id)
         .fetch_one(&app.pool)
