@@ -2,6 +2,7 @@
 //! the CLI or the admin API).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use projections::audit::AuditRebuild;
@@ -85,9 +86,13 @@ impl Rebuilds {
         map.get(name).cloned()
     }
 
-    /// Starts a rebuild in the background; `false` if this process is already running one.
-    pub fn start(&self, pool: PgPool, model: Arc<dyn Rebuildable>) -> bool {
-        let name = model.family();
+    /// Starts `run` (a rebuild of `name`, fed a progress callback) in the background;
+    /// `false` if this process is already running one of `name`.
+    pub fn start<F, Fut>(&self, name: &'static str, run: F) -> bool
+    where
+        F: FnOnce(Box<dyn FnMut(Progress) + Send>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<RebuildReport, RebuildError>> + Send + 'static,
+    {
         let mut already = false;
         self.update(name, |status| {
             already = status.running;
@@ -108,12 +113,12 @@ impl Rebuilds {
         let rebuilds = self.clone();
         tokio::spawn(async move {
             let tracker = rebuilds.clone();
-            let result = rebuild(&pool, model.as_ref(), move |p| {
+            let result = run(Box::new(move |p: Progress| {
                 tracker.update(name, |s| {
                     s.done = p.done;
                     s.total = p.total;
                 });
-            })
+            }))
             .await;
             rebuilds.update(name, |s| {
                 s.running = false;
@@ -175,7 +180,7 @@ pub async fn status(
     Ok(out)
 }
 
-fn feed_error(error: projections::FeedError) -> sqlx::Error {
+pub(crate) fn feed_error(error: projections::FeedError) -> sqlx::Error {
     match error {
         projections::FeedError::Database(e) => e,
         other => sqlx::Error::Protocol(other.to_string()),

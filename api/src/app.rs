@@ -8,23 +8,25 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::extract::FromRef;
 use axum_server::tls_rustls::RustlsConfig;
-use commands::db::{self, PoolSettings};
-use commands::CommandService;
+use commands::Commands;
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
-use crate::config::Settings;
+use crate::backend::{self, ReadStore};
+use crate::config::{Backend, Settings};
 use crate::dev_secret;
 use crate::metrics::Metrics;
-use crate::read_side::{self, ReadSide, Runners};
-use crate::relay::Relay;
+use crate::read_side::Runners;
 
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    pub commands: Arc<CommandService>,
-    pub read: ReadSide,
-    pub rebuilds: crate::admin::Rebuilds,
+    pub commands: Arc<dyn Commands>,
+    pub store: Arc<dyn ReadStore>,
+    /// How long a command waits for the read tables to include its events.
+    pub read_your_writes_timeout: Duration,
+    /// Readiness fails when the model projection is further behind than this.
+    pub readiness_max_lag: i64,
     pub auth: Authenticator,
     pub metrics: Metrics,
     pub info: Arc<BuildInfo>,
@@ -62,67 +64,24 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to the database (waiting for it), migrates where the profile says so,
-    /// refuses a schema that is behind, and binds the port (0 picks a free one).
+    /// Opens the configured backend (PostgreSQL: waits for it, migrates where the profile
+    /// says so, refuses a schema that is behind; SQLite: opens and migrates the file), and
+    /// binds the port (0 picks a free one).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let url = settings
-            .database
-            .url
-            .as_ref()
-            .context("DATABASE_URL is required")?
-            .expose()
-            .to_owned();
-        if settings.database.create_if_missing && !settings.profile.is_production_like() {
-            db::create_database_if_missing(&url)
-                .await
-                .context("could not create the database")?;
-        }
-        let pool = db::connect_with_retry(
-            &url,
-            &PoolSettings {
-                max_connections: settings.database.max_connections,
-                acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
-            },
-            Duration::from_secs(settings.database.connect_wait_secs),
-        )
-        .await
-        .context("could not connect to the database")?;
-        if settings.database.migrate_on_start && !settings.profile.is_production_like() {
-            db::migrate(&pool).await.context("migrations failed")?;
-        }
-        let schema = db::schema_status(&pool)
-            .await
-            .context("could not read the schema version")?;
-        if !schema.is_current() {
-            anyhow::bail!(
-                "the database schema is behind this build (pending migrations {:?}); run `flowable-ui migrate`",
-                schema.pending
-            );
-        }
         let auth = authenticator(settings)?;
-        let relay = Relay::from_settings(&settings.nats);
-        if let Some(relay) = &relay {
-            relay
-                .relay
-                .start()
-                .await
-                .context("NATS_URL: cannot use this address")?;
-            // NATS being down delays the fan-out, never the service: wait briefly, then go on
-            // degraded (readiness says so) while the relay keeps reconnecting.
-            if !relay.relay.wait_ready(Duration::from_secs(5)).await {
-                tracing::warn!("NATS is not reachable yet; events will be relayed once it is");
-            }
-        }
-        let metrics = Metrics::new(pool.clone());
-        if let Some(relay) = &relay {
-            metrics.register_relay(relay.relay.status_handle());
-        }
-        let (read, runners) = read_side::build(&pool, &settings.projections, relay);
+        let started = match settings.backend() {
+            Backend::Postgres(url) => backend::postgres::start(settings, url.expose()).await?,
+            Backend::Sqlite(path) => backend::sqlite::start(settings, &path).await?,
+        };
+        tracing::info!(backend = started.store.kind(), "storage ready");
         let state = AppState {
-            read,
-            rebuilds: crate::admin::Rebuilds::default(),
-            metrics,
-            commands: Arc::new(CommandService::new(pool)),
+            commands: started.commands,
+            store: started.store,
+            read_your_writes_timeout: Duration::from_millis(
+                settings.projections.read_your_writes_timeout_ms,
+            ),
+            readiness_max_lag: settings.projections.readiness_max_lag,
+            metrics: started.metrics,
             auth: auth.clone(),
             info: Arc::new(BuildInfo {
                 version: env!("CARGO_PKG_VERSION"),
@@ -131,6 +90,7 @@ impl Application {
                 profile: settings.profile.as_str(),
             }),
         };
+        let runners = started.runners;
         let router = crate::http::router(state, &settings.server);
         let tls = match (
             &settings.server.tls_cert_path,

@@ -116,8 +116,11 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// From `DATABASE_URL`; it may carry a password, so it is a secret.
+    /// From `DATABASE_URL`; it may carry a password, so it is a secret. When set, the
+    /// PostgreSQL backend is used; without it (dev and test only) the embedded SQLite file.
     pub url: Option<Secret>,
+    /// The embedded database file (default `<data_dir>/flowable-ui.db`).
+    pub sqlite_path: Option<PathBuf>,
     pub max_connections: u32,
     pub acquire_timeout_secs: u64,
     /// How long start-up waits for the database to become reachable.
@@ -204,6 +207,7 @@ impl Settings {
             },
             database: DatabaseSettings {
                 url: None,
+                sqlite_path: None,
                 max_connections: 10,
                 acquire_timeout_secs: 5,
                 connect_wait_secs: 30,
@@ -308,9 +312,24 @@ impl Settings {
             .merge(Serialized::default("profile", profile))
     }
 
+    /// Which storage backend these settings select (decided once, at start-up).
+    pub fn backend(&self) -> Backend {
+        match &self.database.url {
+            Some(url) => Backend::Postgres(url.clone()),
+            None => Backend::Sqlite(
+                self.database
+                    .sqlite_path
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join("flowable-ui.db")),
+            ),
+        }
+    }
+
     /// Cross-field rules a type cannot express.
     pub fn checked(self) -> Result<Self, ConfigError> {
-        if self.database.url.is_none() {
+        // The embedded database is for development and tests; staging and production run
+        // on PostgreSQL (DESIGN §7).
+        if self.database.url.is_none() && self.profile.is_production_like() {
             return Err(ConfigError::Missing {
                 key: "DATABASE_URL",
             });
@@ -343,6 +362,15 @@ impl Settings {
     }
 }
 
+/// The storage backend (DESIGN §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL at this URL, with NATS when `NATS_URL` is set.
+    Postgres(Secret),
+    /// The embedded SQLite file at this path, with the in-process event bus.
+    Sqlite(PathBuf),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {key} is required")]
@@ -371,6 +399,26 @@ mod tests {
             let settings = Settings::load().expect("dev loads");
             assert_eq!(settings.profile, Profile::Dev);
             assert!(settings.database.migrate_on_start);
+            assert_eq!(
+                settings.backend(),
+                Backend::Sqlite(PathBuf::from("data/flowable-ui.db"))
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn database_url_selects_postgres_and_data_dir_moves_the_file() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DATA_DIR", "/var/lib/flowable-ui");
+            let settings = Settings::load().expect("loads");
+            assert_eq!(
+                settings.backend(),
+                Backend::Sqlite(PathBuf::from("/var/lib/flowable-ui/flowable-ui.db"))
+            );
+            jail.set_env("DATABASE_URL", "postgres://db/x");
+            let settings = Settings::load().expect("loads");
+            assert!(matches!(settings.backend(), Backend::Postgres(_)));
             assert_eq!(settings.server.port, 8080);
             Ok(())
         });

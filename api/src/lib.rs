@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod backend;
 pub mod cli;
 pub mod config;
 mod dev_secret;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use projections::audit::AuditProjector;
 use projections::models::ModelsProjector;
-use projections::{Position, ProjectorHandle, ProjectorRunner, RunnerConfig};
+use projections::{ProjectorHandle, ProjectorRunner, RunnerConfig};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
@@ -23,10 +23,6 @@ pub struct ReadSide {
     pub audit: ProjectorHandle,
     /// The NATS relay and its runner, when NATS is configured.
     pub relay: Option<(Relay, ProjectorHandle)>,
-    /// How long a command waits for the read tables to include its events.
-    pub read_your_writes_timeout: Duration,
-    /// Readiness fails when the model projection is further behind than this.
-    pub readiness_max_lag: i64,
 }
 
 impl ReadSide {
@@ -38,24 +34,30 @@ impl ReadSide {
         }
         handles
     }
-
-    /// Waits until the model projection has applied the event at `position`; `false` when
-    /// the wait timed out (the command still succeeded).
-    pub async fn wait_for_models(&self, position: Position) -> bool {
-        self.models
-            .wait_for(position, self.read_your_writes_timeout)
-            .await
-    }
 }
 
 type RunnerFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The runners, not yet started.
+#[derive(Default)]
 pub struct Runners {
     runners: Vec<Box<dyn FnOnce(watch::Receiver<bool>) -> RunnerFuture + Send>>,
 }
 
 impl Runners {
+    /// Adds a background task; it gets a future that completes when the server stops.
+    pub fn push<F>(
+        &mut self,
+        run: impl FnOnce(Pin<Box<dyn Future<Output = ()> + Send>>) -> F + Send + 'static,
+    ) where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.runners
+            .push(Box::new(move |stop: watch::Receiver<bool>| {
+                Box::pin(run(Box::pin(stopped(stop)))) as RunnerFuture
+            }));
+    }
+
     /// Starts every runner; they stop when `stop` turns true.
     pub fn spawn(self, stop: &watch::Sender<bool>) -> Vec<tokio::task::JoinHandle<()>> {
         self.runners
@@ -104,8 +106,6 @@ pub fn build(
         models: models.handle(),
         audit: audit.handle(),
         relay: relay.zip(relay_runner.as_ref().map(ProjectorRunner::handle)),
-        read_your_writes_timeout: Duration::from_millis(settings.read_your_writes_timeout_ms),
-        readiness_max_lag: settings.readiness_max_lag,
     };
     let mut runners = Runners {
         runners: vec![

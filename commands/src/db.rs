@@ -110,6 +110,16 @@ impl SchemaStatus {
     pub fn is_current(&self) -> bool {
         self.pending.is_empty()
     }
+
+    /// The migrations of `migrator` not among `applied`.
+    pub fn against(migrator: &Migrator, applied: &[i64]) -> Self {
+        let pending = migrator
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect();
+        Self { pending }
+    }
 }
 
 /// Reads which migrations are applied (an empty database has none).
@@ -125,10 +135,5 @@ pub async fn schema_status(pool: &PgPool) -> Result<SchemaStatus, sqlx::Error> {
     } else {
         Vec::new()
     };
-    let pending = MIGRATOR
-        .iter()
-        .map(|m| m.version)
-        .filter(|v| !applied.contains(v))
-        .collect();
-    Ok(SchemaStatus { pending })
+    Ok(SchemaStatus::against(&MIGRATOR, &applied))
 }

@@ -2,18 +2,22 @@
 
 use std::time::Duration;
 
-use cqrs_es::persist::PersistedEventStore;
+use async_trait::async_trait;
+use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore};
 use cqrs_es::{Aggregate, EventEnvelope, EventStore};
 use domain::{
     CommandRejected, CommandRejection, ModelId, ProcessModel, ProcessModelCommand, RecordRejection,
 };
 use postgres_es::PostgresEventRepository;
 use rand::Rng;
-use sqlx::PgPool;
+use sqlx::{PgPool, SqlitePool};
 
 use crate::error::CommandError;
-use crate::history::{self, HistoryEvent, StorePosition};
+use crate::history::{HistoryEvent, StorePosition};
 use crate::metadata::CommandMetadata;
+use crate::postgres::PgReads;
+use crate::sqlite::{SqliteEventRepository, SqliteReads};
+use crate::store::StoreReads;
 
 /// How many times a command is tried when other writers keep winning the race.
 const DEFAULT_MAX_ATTEMPTS: u32 = 10;
@@ -33,31 +37,71 @@ pub struct Committed {
 /// A refused command, as recorded for the audit log.
 pub type Rejection = CommandRejected;
 
-/// The write side's entry point.
-pub struct CommandService {
-    pool: PgPool,
-    models: PersistedEventStore<PostgresEventRepository, ProcessModel>,
-    rejections: PersistedEventStore<PostgresEventRepository, CommandRejection>,
+/// What the API needs of the write side, whichever store is behind it.
+#[async_trait]
+pub trait Commands: Send + Sync + 'static {
+    /// Runs a command on one model; see [`CommandService::execute`].
+    async fn execute(
+        &self,
+        id: ModelId,
+        command: ProcessModelCommand,
+        metadata: &CommandMetadata,
+    ) -> Result<Committed, CommandError>;
+
+    /// The model as the event store has it (`Default` when it does not exist).
+    async fn load(&self, id: ModelId) -> Result<ProcessModel, CommandError>;
+
+    /// A model's events with their store positions and times.
+    async fn history(&self, id: ModelId) -> Result<Vec<HistoryEvent>, CommandError>;
+
+    /// Appends a `CommandRejected` record (its own stream) for the audit log.
+    async fn record_rejection(
+        &self,
+        rejection: Rejection,
+        metadata: &CommandMetadata,
+    ) -> Result<(), CommandError>;
+}
+
+/// The write side's entry point over one event store (`R`: the cqrs-es repository,
+/// `reads`: the store's own columns).
+pub struct CommandService<R: PersistedEventRepository> {
+    reads: Box<dyn StoreReads>,
+    models: PersistedEventStore<R, ProcessModel>,
+    rejections: PersistedEventStore<R, CommandRejection>,
     max_attempts: u32,
 }
 
-impl CommandService {
-    pub fn new(pool: PgPool) -> Self {
+impl CommandService<PostgresEventRepository> {
+    /// The write side on PostgreSQL (postgres-es).
+    pub fn postgres(pool: PgPool) -> Self {
+        Self::new(
+            PostgresEventRepository::new(pool.clone()),
+            PostgresEventRepository::new(pool.clone()),
+            PgReads::new(pool),
+        )
+    }
+}
+
+impl CommandService<SqliteEventRepository> {
+    /// The write side on the embedded SQLite store.
+    pub fn sqlite(pool: SqlitePool) -> Self {
+        Self::new(
+            SqliteEventRepository::new(pool.clone()),
+            SqliteEventRepository::new(pool.clone()),
+            SqliteReads::new(pool),
+        )
+    }
+}
+
+impl<R: PersistedEventRepository + 'static> CommandService<R> {
+    fn new(models: R, rejections: R, reads: impl StoreReads) -> Self {
         Self {
-            models: PersistedEventStore::new_event_store(PostgresEventRepository::new(
-                pool.clone(),
-            ))
-            .with_upcasters(vec![Box::new(crate::upcast::ModelEventUpcaster)]),
-            rejections: PersistedEventStore::new_event_store(PostgresEventRepository::new(
-                pool.clone(),
-            )),
-            pool,
+            models: PersistedEventStore::new_event_store(models)
+                .with_upcasters(vec![Box::new(crate::upcast::ModelEventUpcaster)]),
+            rejections: PersistedEventStore::new_event_store(rejections),
+            reads: Box::new(reads),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
         }
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
     }
 
     /// Runs a command on one model. An optimistic-lock conflict (another writer appended
@@ -94,8 +138,10 @@ impl CommandService {
             match self.models.commit(events, context, metadata.clone()).await {
                 Ok(events) => {
                     let last = events.last().map_or(0, |e| e.sequence) as i64;
-                    let position =
-                        history::position_of(&self.pool, ProcessModel::TYPE, &stream, last).await?;
+                    let position = self
+                        .reads
+                        .position_of(ProcessModel::TYPE, &stream, last)
+                        .await?;
                     return Ok(Committed {
                         model,
                         events,
@@ -130,7 +176,10 @@ impl CommandService {
 
     /// A model's events with their store positions and times.
     pub async fn history(&self, id: ModelId) -> Result<Vec<HistoryEvent>, CommandError> {
-        Ok(history::load_history(&self.pool, ProcessModel::TYPE, &id.to_string()).await?)
+        Ok(self
+            .reads
+            .history(ProcessModel::TYPE, &id.to_string())
+            .await?)
     }
 
     /// Appends a `CommandRejected` record (its own stream) for the audit log.
@@ -158,6 +207,34 @@ impl CommandService {
                 CommandError::from_aggregate(e).unwrap_or(CommandError::Contention { attempts: 1 })
             })?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl<R: PersistedEventRepository + 'static> Commands for CommandService<R> {
+    async fn execute(
+        &self,
+        id: ModelId,
+        command: ProcessModelCommand,
+        metadata: &CommandMetadata,
+    ) -> Result<Committed, CommandError> {
+        CommandService::execute(self, id, command, metadata).await
+    }
+
+    async fn load(&self, id: ModelId) -> Result<ProcessModel, CommandError> {
+        CommandService::load(self, id).await
+    }
+
+    async fn history(&self, id: ModelId) -> Result<Vec<HistoryEvent>, CommandError> {
+        CommandService::history(self, id).await
+    }
+
+    async fn record_rejection(
+        &self,
+        rejection: Rejection,
+        metadata: &CommandMetadata,
+    ) -> Result<(), CommandError> {
+        CommandService::record_rejection(self, rejection, metadata).await
     }
 }
 

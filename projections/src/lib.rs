@@ -14,6 +14,7 @@ mod position;
 pub mod rebuild;
 pub mod relay;
 pub mod runner;
+pub mod sqlite;
 pub mod upcast;
 
 pub use checkpoint::Checkpoint;

@@ -1,6 +1,8 @@
-//! Test support: the real application on a fresh PostgreSQL database, on a free port, with
-//! tokens signed by its own key. Dropping a [`TestApp`] stops it and drops its database.
+//! Test support: the real application on a fresh database (PostgreSQL, or an embedded
+//! SQLite file), on a free port, with tokens signed by its own key. Dropping a [`TestApp`]
+//! stops it and drops its database. [`both_backends!`] runs one contract test on each.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use api::auth::Authenticator;
@@ -21,13 +23,34 @@ pub fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
+/// The storage backend a test app runs on (DESIGN §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh PostgreSQL database on the test server.
+    Postgres,
+    /// A fresh embedded SQLite file in a temporary directory.
+    Sqlite,
+}
+
+/// Where a test app keeps its data.
+enum Store {
+    Postgres {
+        pool: sqlx::PgPool,
+        database: String,
+    },
+    Sqlite {
+        pool: sqlx::SqlitePool,
+        dir: PathBuf,
+    },
+}
+
 /// A running application on its own database.
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    pub pool: sqlx::PgPool,
     pub auth: Authenticator,
-    database: String,
+    pub backend: Backend,
+    store: Store,
     /// The JetStream stream of this test (deleted on drop).
     pub nats_stream: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -59,23 +82,114 @@ impl Default for Options {
     }
 }
 
+/// Runs contract tests once per backend: for each `name` (an
+/// `async fn name(backend: Backend)` beside the macro call), the tests `name::postgres`
+/// and `name::sqlite`. The body spawns its app with [`TestApp::on`] or [`TestApp::on_with`].
+///
+/// ```ignore
+/// both_backends!(creates_a_model);
+///
+/// async fn creates_a_model(backend: Backend) {
+///     let app = TestApp::on(backend).await;
+/// }
+/// ```
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn postgres() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            }
+        )*
+    };
+}
+
 impl TestApp {
+    /// The app on PostgreSQL.
     pub async fn spawn() -> Self {
         Self::spawn_with(Options::default()).await
     }
 
+    /// The app on PostgreSQL, with `options`.
     pub async fn spawn_with(options: Options) -> Self {
-        let database = format!("fui_test_{}", uuid::Uuid::new_v4().simple());
-        Self::spawn_on(database, options).await
+        Self::on_with(Backend::Postgres, options).await
     }
 
-    /// The app on the database `database` (created if missing); the database is dropped
-    /// when the app is.
+    /// The app on `backend`.
+    pub async fn on(backend: Backend) -> Self {
+        Self::on_with(backend, Options::default()).await
+    }
+
+    /// The app on `backend`, with `options`.
+    pub async fn on_with(backend: Backend, options: Options) -> Self {
+        match backend {
+            Backend::Postgres => {
+                let database = format!("fui_test_{}", uuid::Uuid::new_v4().simple());
+                Self::spawn_on(database, options).await
+            }
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir()
+                    .join(format!("fui-test-{}", uuid::Uuid::new_v4().simple()));
+                let path = dir.join("flowable-ui.db");
+                let figment = Settings::figment(Profile::Test)
+                    .merge(Serialized::default("database.sqlite_path", &path))
+                    .merge(Serialized::default("data_dir", &dir));
+                let (app, parts) = Self::start(figment, options).await;
+                let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                    .connect_with(
+                        sqlx::sqlite::SqliteConnectOptions::new()
+                            .filename(&path)
+                            .read_only(true),
+                    )
+                    .await
+                    .expect("test pool");
+                Self::assemble(app, parts, Store::Sqlite { pool, dir })
+            }
+        }
+    }
+
+    /// The app on the PostgreSQL database `database` (created if missing); the database is
+    /// dropped when the app is.
     pub async fn spawn_on(database: String, options: Options) -> Self {
         let url = format!("{}/{database}", server_url());
-        let mut figment = Settings::figment(Profile::Test)
+        let figment = Settings::figment(Profile::Test)
             .merge(Serialized::default("database.url", &url))
-            .merge(Serialized::default("database.max_connections", 20))
+            .merge(Serialized::default("database.max_connections", 20));
+        let (app, parts) = Self::start(figment, options).await;
+        let pool = sqlx::PgPool::connect(&url).await.expect("test pool");
+        Self::assemble(app, parts, Store::Postgres { pool, database })
+    }
+
+    fn assemble(base: String, parts: Started, store: Store) -> Self {
+        Self {
+            base,
+            client: reqwest::Client::builder()
+                // Test certificates are self-signed.
+                .danger_accept_invalid_certs(true)
+                .build()
+                .expect("client"),
+            auth: parts.auth,
+            backend: match store {
+                Store::Postgres { .. } => Backend::Postgres,
+                Store::Sqlite { .. } => Backend::Sqlite,
+            },
+            store,
+            nats_stream: parts.nats_stream,
+            stop: Some(parts.stop),
+        }
+    }
+
+    /// Builds and starts the app from `figment` plus the test defaults and `options`.
+    async fn start(figment: figment::Figment, options: Options) -> (String, Started) {
+        let mut figment = figment
             .merge(Serialized::default("server.host", "127.0.0.1"))
             .merge(Serialized::default("server.port", 0))
             .merge(Serialized::default(
@@ -118,19 +232,23 @@ impl TestApp {
         tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        let pool = sqlx::PgPool::connect(&url).await.expect("test pool");
-        Self {
-            base: format!("{scheme}://127.0.0.1:{port}"),
-            client: reqwest::Client::builder()
-                // Test certificates are self-signed.
-                .danger_accept_invalid_certs(true)
-                .build()
-                .expect("client"),
-            pool,
-            auth,
-            database,
-            nats_stream,
-            stop: Some(stop),
+        (
+            format!("{scheme}://127.0.0.1:{port}"),
+            Started {
+                auth,
+                nats_stream,
+                stop,
+            },
+        )
+    }
+
+    /// The PostgreSQL pool of a test that inspects PostgreSQL itself.
+    pub fn pool(&self) -> &sqlx::PgPool {
+        match &self.store {
+            Store::Postgres { pool, .. } => pool,
+            Store::Sqlite { .. } => {
+                panic!("this test inspects PostgreSQL; run it on Backend::Postgres")
+            }
         }
     }
 
@@ -165,14 +283,17 @@ impl TestApp {
         response.json().await.expect("json")
     }
 
-    /// The app's database name.
+    /// The app's PostgreSQL database name.
     pub fn database(&self) -> &str {
-        &self.database
+        match &self.store {
+            Store::Postgres { database, .. } => database,
+            Store::Sqlite { .. } => panic!("a SQLite test app has no PostgreSQL database"),
+        }
     }
 
-    /// The app's database URL.
+    /// The app's PostgreSQL database URL.
     pub fn database_url(&self) -> String {
-        format!("{}/{}", server_url(), self.database)
+        format!("{}/{}", server_url(), self.database())
     }
 
     /// Starts a rebuild of `family` through the admin API (as `token`) and waits until the
@@ -193,7 +314,7 @@ impl TestApp {
             let active: i64 =
                 sqlx::query_scalar("SELECT active FROM projection_generations WHERE name = $1")
                     .bind(family)
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.pool())
                     .await
                     .expect("generation");
             if active == generation {
@@ -207,14 +328,64 @@ impl TestApp {
         }
     }
 
+    /// The sequences stored for one aggregate, in order.
+    pub async fn sequences_of(&self, aggregate_id: &str) -> Vec<i64> {
+        const SQL: &str = "SELECT sequence FROM events WHERE aggregate_id = $1 ORDER BY sequence";
+        match &self.store {
+            Store::Postgres { pool, .. } => sqlx::query_scalar(SQL)
+                .bind(aggregate_id)
+                .fetch_all(pool)
+                .await
+                .expect("sequences"),
+            Store::Sqlite { pool, .. } => sqlx::query_scalar(SQL)
+                .bind(aggregate_id)
+                .fetch_all(pool)
+                .await
+                .expect("sequences"),
+        }
+    }
+
+    /// `(payload, metadata)` of the stored events of one aggregate type, in store order.
+    pub async fn events_of_type(&self, aggregate_type: &str) -> Vec<(Value, Value)> {
+        const SQL: &str = "SELECT payload, metadata FROM events WHERE aggregate_type = $1 \
+                           ORDER BY global_position";
+        match &self.store {
+            Store::Postgres { pool, .. } => sqlx::query_as(SQL)
+                .bind(aggregate_type)
+                .fetch_all(pool)
+                .await
+                .expect("events"),
+            Store::Sqlite { pool, .. } => sqlx::query_as(SQL)
+                .bind(aggregate_type)
+                .fetch_all(pool)
+                .await
+                .expect("events"),
+        }
+    }
+
     /// Counts stored events of one aggregate type.
     pub async fn count_events(&self, aggregate_type: &str) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = $1")
-            .bind(aggregate_type)
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
+        const COUNT: &str = "SELECT count(*) FROM events WHERE aggregate_type = $1";
+        match &self.store {
+            Store::Postgres { pool, .. } => sqlx::query_scalar(COUNT)
+                .bind(aggregate_type)
+                .fetch_one(pool)
+                .await
+                .expect("count"),
+            Store::Sqlite { pool, .. } => sqlx::query_scalar(COUNT)
+                .bind(aggregate_type)
+                .fetch_one(pool)
+                .await
+                .expect("count"),
+        }
     }
+}
+
+/// What starting an app yields besides its address.
+struct Started {
+    auth: Authenticator,
+    nats_stream: Option<String>,
+    stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Drop for TestApp {
@@ -222,8 +393,17 @@ impl Drop for TestApp {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let database = self.database.clone();
         let stream = self.nats_stream.clone();
+        let database = match &self.store {
+            Store::Postgres { database, .. } => Some(database.clone()),
+            Store::Sqlite { dir, .. } => {
+                // The server may still be closing the file; removing it is safe on Unix.
+                if let Err(error) = std::fs::remove_dir_all(dir) {
+                    eprintln!("warning: could not remove {}: {error}", dir.display());
+                }
+                None
+            }
+        };
         // Drop cannot be async: drop the database from a helper thread with its own runtime.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -238,6 +418,9 @@ impl Drop for TestApp {
                                 .await;
                         }
                     }
+                    let Some(database) = database else {
+                        return Ok(());
+                    };
                     let mut admin =
                         sqlx::PgConnection::connect(&format!("{}/postgres", server_url())).await?;
                     sqlx::query(&format!(
@@ -251,7 +434,7 @@ impl Drop for TestApp {
         })
         .join();
         if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("warning: could not drop test database {}", self.database);
+            eprintln!("warning: could not drop the test database or NATS stream");
         }
     }
 }

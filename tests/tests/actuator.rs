@@ -1,12 +1,18 @@
 //! Health, metrics and info endpoints in the shapes Actuator clients expect.
 
-use contract_tests::TestApp;
+use contract_tests::{both_backends, Backend, TestApp};
 use reqwest::Method;
 use serde_json::Value;
 
-#[tokio::test]
-async fn health_endpoints_report_up() {
-    let app = TestApp::spawn().await;
+both_backends!(
+    health_endpoints_report_up,
+    health_details_are_for_admins_only,
+    prometheus_exposes_request_histogram_by_route_template,
+    info_names_version_and_profile
+);
+
+async fn health_endpoints_report_up(backend: Backend) {
+    let app = TestApp::on(backend).await;
     for path in [
         "/actuator/health",
         "/actuator/health/liveness",
@@ -24,9 +30,8 @@ async fn health_endpoints_report_up() {
     }
 }
 
-#[tokio::test]
-async fn health_details_are_for_admins_only() {
-    let app = TestApp::spawn().await;
+async fn health_details_are_for_admins_only(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let anonymous: Value = app
         .client
         .get(format!("{}/actuator/health", app.base))
@@ -51,9 +56,8 @@ async fn health_details_are_for_admins_only() {
     assert!(detailed["components"]["projections"]["details"]["lag"].is_i64());
 }
 
-#[tokio::test]
-async fn prometheus_exposes_request_histogram_by_route_template() {
-    let app = TestApp::spawn().await;
+async fn prometheus_exposes_request_histogram_by_route_template(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let token = app.modeler();
     let id = app.create(&token, "metered").await["id"]
         .as_str()
@@ -89,9 +93,8 @@ async fn prometheus_exposes_request_histogram_by_route_template() {
     assert!(!text.contains(&id), "ids never become label values");
 }
 
-#[tokio::test]
-async fn info_names_version_and_profile() {
-    let app = TestApp::spawn().await;
+async fn info_names_version_and_profile(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let body: Value = app
         .client
         .get(format!("{}/actuator/info", app.base))

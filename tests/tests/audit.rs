@@ -3,9 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use contract_tests::{expect_problem, TestApp, ADMIN, MODELER};
+use contract_tests::{both_backends, expect_problem, Backend, TestApp, ADMIN, MODELER};
 use reqwest::Method;
 use serde_json::{json, Value};
+
+both_backends!(the_audit_log_is_for_admins_and_validates_its_filters);
 
 async fn audit_page(app: &TestApp, token: &str, query: &str, expected_total: i64) -> Value {
     // The audit projector runs beside the command path: poll until it has caught up.
@@ -105,16 +107,15 @@ async fn accepted_and_refused_commands_are_audited() {
     let other = app.token("bob", "globex", &[MODELER, ADMIN]);
     audit_page(&app, &other, "", 0).await;
 
-    let report = projections::audit::verify(&app.pool, None)
+    let report = projections::audit::verify(app.pool(), None)
         .await
         .expect("verify");
     assert!(report.first_problem.is_none(), "{report:?}");
     assert_eq!(report.rows_checked, 3);
 }
 
-#[tokio::test]
-async fn the_audit_log_is_for_admins_and_validates_its_filters() {
-    let app = TestApp::spawn().await;
+async fn the_audit_log_is_for_admins_and_validates_its_filters(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let response = app
         .request(Method::GET, "/api/v1/audit-logs", &app.modeler())
         .send()

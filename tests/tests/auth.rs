@@ -4,10 +4,17 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use contract_tests::{expect_problem, Options, TestApp, SECRET};
+use contract_tests::{both_backends, expect_problem, Backend, Options, TestApp, SECRET};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use serde_json::json;
+
+both_backends!(
+    missing_malformed_and_forged_tokens_are_401,
+    rs256_tokens_verify_and_hs_rs_confusion_is_refused,
+    a_caller_without_the_modeler_privilege_is_403,
+    another_tenants_model_is_404_on_every_route
+);
 
 const MODELS: &str = "/api/v1/process-models";
 
@@ -43,9 +50,8 @@ fn b64(value: &serde_json::Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
 }
 
-#[tokio::test]
-async fn missing_malformed_and_forged_tokens_are_401() {
-    let app = TestApp::spawn().await;
+async fn missing_malformed_and_forged_tokens_are_401(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let response = app
         .client
         .post(format!("{}{MODELS}", app.base))
@@ -82,13 +88,15 @@ async fn missing_malformed_and_forged_tokens_are_401() {
     assert_eq!(app.count_events("ProcessModel").await, 0);
 }
 
-#[tokio::test]
-async fn rs256_tokens_verify_and_hs_rs_confusion_is_refused() {
+async fn rs256_tokens_verify_and_hs_rs_confusion_is_refused(backend: Backend) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let app = TestApp::spawn_with(Options {
-        public_key_path: Some(dir.join("test-rs256-public.pem").display().to_string()),
-        ..Options::default()
-    })
+    let app = TestApp::on_with(
+        backend,
+        Options {
+            public_key_path: Some(dir.join("test-rs256-public.pem").display().to_string()),
+            ..Options::default()
+        },
+    )
     .await;
     let private = std::fs::read(dir.join("test-rs256-private.pem")).expect("private key");
     let rs = encode(
@@ -105,9 +113,8 @@ async fn rs256_tokens_verify_and_hs_rs_confusion_is_refused() {
     expect_problem(status_with(&app, &confused).await, 401).await;
 }
 
-#[tokio::test]
-async fn a_caller_without_the_modeler_privilege_is_403() {
-    let app = TestApp::spawn().await;
+async fn a_caller_without_the_modeler_privilege_is_403(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let token = app.token("viewer", "acme", &["something-else"]);
     expect_problem(status_with(&app, &token).await, 403).await;
     let response = app
@@ -122,9 +129,8 @@ async fn a_caller_without_the_modeler_privilege_is_403() {
     expect_problem(response, 403).await;
 }
 
-#[tokio::test]
-async fn another_tenants_model_is_404_on_every_route() {
-    let app = TestApp::spawn().await;
+async fn another_tenants_model_is_404_on_every_route(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let owner = app.modeler();
     let id = app.create(&owner, "secret").await["id"]
         .as_str()

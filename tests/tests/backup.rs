@@ -19,7 +19,7 @@ async fn read_tables(app: &TestApp) -> Vec<Value> {
           WHERE generation = (SELECT active FROM projection_generations WHERE name = 'process_models')
          ORDER BY 1",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(app.pool())
     .await
     .expect("read tables")
 }

@@ -1,15 +1,20 @@
 //! Concurrent writers: optimistic concurrency decides, nothing is lost, never a 500.
 
-use contract_tests::TestApp;
+use contract_tests::{both_backends, Backend, TestApp};
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::json;
 
+both_backends!(
+    with_the_same_if_match_exactly_one_of_16_writers_wins,
+    without_if_match_all_16_writers_succeed_and_nothing_is_lost,
+    concurrent_creates_of_one_key_yield_one_model
+);
+
 const WRITERS: usize = 16;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn with_the_same_if_match_exactly_one_of_16_writers_wins() {
-    let app = TestApp::spawn().await;
+async fn with_the_same_if_match_exactly_one_of_16_writers_wins(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let token = app.modeler();
     let id = app.create(&token, "race").await["id"]
         .as_str()
@@ -45,9 +50,8 @@ async fn with_the_same_if_match_exactly_one_of_16_writers_wins() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn without_if_match_all_16_writers_succeed_and_nothing_is_lost() {
-    let app = TestApp::spawn().await;
+async fn without_if_match_all_16_writers_succeed_and_nothing_is_lost(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let token = app.modeler();
     let id = app.create(&token, "race").await["id"]
         .as_str()
@@ -66,12 +70,7 @@ async fn without_if_match_all_16_writers_succeed_and_nothing_is_lost() {
         .collect();
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(app.count_events("ProcessModel").await, 1 + WRITERS as i64);
-    let sequences: Vec<i64> =
-        sqlx::query_scalar("SELECT sequence FROM events WHERE aggregate_id = $1 ORDER BY sequence")
-            .bind(&id)
-            .fetch_all(&app.pool)
-            .await
-            .expect("sequences");
+    let sequences = app.sequences_of(&id).await;
     assert_eq!(
         sequences,
         (1..=1 + WRITERS as i64).collect::<Vec<_>>(),
@@ -79,9 +78,8 @@ async fn without_if_match_all_16_writers_succeed_and_nothing_is_lost() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_creates_of_one_key_yield_one_model() {
-    let app = TestApp::spawn().await;
+async fn concurrent_creates_of_one_key_yield_one_model(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let token = app.modeler();
     let responses = join_all((0..WRITERS).map(|n| {
         app.request(Method::POST, "/api/v1/process-models", &token)

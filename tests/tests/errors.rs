@@ -1,14 +1,26 @@
 //! Bad input gets a clear problem+json 4xx and writes nothing but the rejection record.
 
-use contract_tests::{expect_problem, Options, TestApp};
+use contract_tests::{both_backends, expect_problem, Backend, Options, TestApp};
 use reqwest::Method;
 use serde_json::json;
 
+both_backends!(
+    malformed_json_is_a_400,
+    a_wrong_type_names_the_field,
+    an_unknown_field_is_named,
+    rule_violations_name_their_fields,
+    a_body_over_the_limit_is_a_413,
+    a_body_that_is_not_json_is_a_415,
+    unknown_routes_and_ids_are_404_and_wrong_methods_405,
+    a_stale_if_match_is_a_412_and_writes_nothing,
+    a_patch_with_nothing_to_change_is_a_400,
+    every_rejection_is_recorded_with_who_what_and_why
+);
+
 const MODELS: &str = "/api/v1/process-models";
 
-#[tokio::test]
-async fn malformed_json_is_a_400() {
-    let app = TestApp::spawn().await;
+async fn malformed_json_is_a_400(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let response = app
         .request(Method::POST, MODELS, &app.modeler())
         .header("content-type", "application/json")
@@ -22,9 +34,8 @@ async fn malformed_json_is_a_400() {
         .is_some_and(|d| d.contains("malformed")));
 }
 
-#[tokio::test]
-async fn a_wrong_type_names_the_field() {
-    let app = TestApp::spawn().await;
+async fn a_wrong_type_names_the_field(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let response = app
         .request(Method::POST, MODELS, &app.modeler())
         .json(&json!({"key": "a", "name": 42}))
@@ -35,9 +46,8 @@ async fn a_wrong_type_names_the_field() {
     assert!(problem["errors"]["name"].is_array(), "{problem}");
 }
 
-#[tokio::test]
-async fn an_unknown_field_is_named() {
-    let app = TestApp::spawn().await;
+async fn an_unknown_field_is_named(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let response = app
         .request(Method::POST, MODELS, &app.modeler())
         .json(&json!({"key": "a", "name": "A", "colour": "red"}))
@@ -53,9 +63,8 @@ async fn an_unknown_field_is_named() {
     );
 }
 
-#[tokio::test]
-async fn rule_violations_name_their_fields() {
-    let app = TestApp::spawn().await;
+async fn rule_violations_name_their_fields(backend: Backend) {
+    let app = TestApp::on(backend).await;
     for (body, field) in [
         (json!({"key": "1abc", "name": "A"}), "key"),
         (json!({"key": "a b", "name": "A"}), "key"),
@@ -87,12 +96,14 @@ async fn rule_violations_name_their_fields() {
     assert_eq!(app.count_events("ProcessModel").await, 0, "nothing written");
 }
 
-#[tokio::test]
-async fn a_body_over_the_limit_is_a_413() {
-    let app = TestApp::spawn_with(Options {
-        body_limit_bytes: 1024,
-        ..Options::default()
-    })
+async fn a_body_over_the_limit_is_a_413(backend: Backend) {
+    let app = TestApp::on_with(
+        backend,
+        Options {
+            body_limit_bytes: 1024,
+            ..Options::default()
+        },
+    )
     .await;
     let response = app
         .request(Method::POST, MODELS, &app.modeler())
@@ -104,9 +115,8 @@ async fn a_body_over_the_limit_is_a_413() {
     assert_eq!(app.count_events("ProcessModel").await, 0);
 }
 
-#[tokio::test]
-async fn a_body_that_is_not_json_is_a_415() {
-    let app = TestApp::spawn().await;
+async fn a_body_that_is_not_json_is_a_415(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let response = app
         .request(Method::POST, MODELS, &app.modeler())
         .header("content-type", "text/plain")
@@ -117,9 +127,8 @@ async fn a_body_that_is_not_json_is_a_415() {
     expect_problem(response, 415).await;
 }
 
-#[tokio::test]
-async fn unknown_routes_and_ids_are_404_and_wrong_methods_405() {
-    let app = TestApp::spawn().await;
+async fn unknown_routes_and_ids_are_404_and_wrong_methods_405(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let token = app.modeler();
     for path in [
         "/api/v1/nothing-here",
@@ -141,9 +150,8 @@ async fn unknown_routes_and_ids_are_404_and_wrong_methods_405() {
     expect_problem(response, 405).await;
 }
 
-#[tokio::test]
-async fn a_stale_if_match_is_a_412_and_writes_nothing() {
-    let app = TestApp::spawn().await;
+async fn a_stale_if_match_is_a_412_and_writes_nothing(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let token = app.modeler();
     let id = app.create(&token, "order").await["id"]
         .as_str()
@@ -185,9 +193,8 @@ async fn a_stale_if_match_is_a_412_and_writes_nothing() {
     assert_eq!(current["name"], "B");
 }
 
-#[tokio::test]
-async fn a_patch_with_nothing_to_change_is_a_400() {
-    let app = TestApp::spawn().await;
+async fn a_patch_with_nothing_to_change_is_a_400(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let token = app.modeler();
     let id = app.create(&token, "order").await["id"]
         .as_str()
@@ -202,9 +209,8 @@ async fn a_patch_with_nothing_to_change_is_a_400() {
     expect_problem(response, 400).await;
 }
 
-#[tokio::test]
-async fn every_rejection_is_recorded_with_who_what_and_why() {
-    let app = TestApp::spawn().await;
+async fn every_rejection_is_recorded_with_who_what_and_why(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let token = app.modeler();
     let id = app.create(&token, "order").await["id"]
         .as_str()
@@ -231,12 +237,7 @@ async fn every_rejection_is_recorded_with_who_what_and_why() {
         .expect("send");
     expect_problem(response, 403).await;
 
-    let rows: Vec<(serde_json::Value, serde_json::Value)> = sqlx::query_as(
-        "SELECT payload, metadata FROM events WHERE aggregate_type = 'CommandRejection' ORDER BY global_position",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .expect("rows");
+    let rows = app.events_of_type("CommandRejection").await;
     assert_eq!(rows.len(), 2);
     let (payload, metadata) = &rows[0];
     assert_eq!(payload["command"], "PublishModel");

@@ -1,8 +1,14 @@
 //! A model's whole lifecycle over HTTP, with the status codes a client sees.
 
-use contract_tests::{expect_problem, shared_fixture, TestApp};
+use contract_tests::{both_backends, expect_problem, shared_fixture, Backend, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
+
+both_backends!(
+    a_model_goes_through_its_whole_lifecycle,
+    a_duplicate_key_in_one_tenant_is_a_conflict_but_other_tenants_may_use_it,
+    every_valid_shared_fixture_publishes
+);
 
 fn valid_model() -> Value {
     json!({
@@ -20,9 +26,8 @@ fn valid_model() -> Value {
     })
 }
 
-#[tokio::test]
-async fn a_model_goes_through_its_whole_lifecycle() {
-    let app = TestApp::spawn().await;
+async fn a_model_goes_through_its_whole_lifecycle(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let token = app.modeler();
 
     // Create: 201, Location, ETag, DRAFT v1.
@@ -214,9 +219,10 @@ async fn a_model_goes_through_its_whole_lifecycle() {
     }
 }
 
-#[tokio::test]
-async fn a_duplicate_key_in_one_tenant_is_a_conflict_but_other_tenants_may_use_it() {
-    let app = TestApp::spawn().await;
+async fn a_duplicate_key_in_one_tenant_is_a_conflict_but_other_tenants_may_use_it(
+    backend: Backend,
+) {
+    let app = TestApp::on(backend).await;
     app.create(&app.modeler(), "invoice").await;
     let response = app
         .request(Method::POST, "/api/v1/process-models", &app.modeler())
@@ -229,9 +235,8 @@ async fn a_duplicate_key_in_one_tenant_is_a_conflict_but_other_tenants_may_use_i
     app.create(&other, "invoice").await;
 }
 
-#[tokio::test]
-async fn every_valid_shared_fixture_publishes() {
-    let app = TestApp::spawn().await;
+async fn every_valid_shared_fixture_publishes(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let token = app.modeler();
     let names = [
         "test.usertaskmodel.json",

@@ -1,9 +1,15 @@
 //! Reads from the projections: read-your-writes, lists with filters/sort/paging, versions,
 //! and tenant isolation.
 
-use contract_tests::{expect_problem, TestApp};
+use contract_tests::{both_backends, expect_problem, Backend, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
+
+both_backends!(
+    a_command_answers_after_the_read_tables_have_it,
+    lists_filter_sort_and_page_within_the_tenant,
+    published_versions_are_listed_and_frozen
+);
 
 const MODELS: &str = "/api/v1/process-models";
 
@@ -17,9 +23,8 @@ async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
     response.json().await.expect("json")
 }
 
-#[tokio::test]
-async fn a_command_answers_after_the_read_tables_have_it() {
-    let app = TestApp::spawn().await;
+async fn a_command_answers_after_the_read_tables_have_it(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let token = app.modeler();
     let response = app
         .request(Method::POST, MODELS, &token)
@@ -63,9 +68,8 @@ async fn a_command_answers_after_the_read_tables_have_it() {
     }
 }
 
-#[tokio::test]
-async fn lists_filter_sort_and_page_within_the_tenant() {
-    let app = TestApp::spawn().await;
+async fn lists_filter_sort_and_page_within_the_tenant(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let token = app.modeler();
     for (key, name, category) in [
         ("b", "Beta", "sales"),
@@ -148,9 +152,8 @@ async fn lists_filter_sort_and_page_within_the_tenant() {
     }
 }
 
-#[tokio::test]
-async fn published_versions_are_listed_and_frozen() {
-    let app = TestApp::spawn().await;
+async fn published_versions_are_listed_and_frozen(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let token = app.modeler();
     let model = json!({
         "stencil": {"id": "BPMNDiagram"},

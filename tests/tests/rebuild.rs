@@ -16,7 +16,7 @@ async fn snapshot(app: &TestApp) -> (Vec<Value>, Vec<Value>) {
           WHERE generation = (SELECT active FROM projection_generations WHERE name = 'process_models')
           ORDER BY id",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(app.pool())
     .await
     .expect("models");
     let versions: Vec<Value> = sqlx::query_scalar(
@@ -24,7 +24,7 @@ async fn snapshot(app: &TestApp) -> (Vec<Value>, Vec<Value>) {
           WHERE generation = (SELECT active FROM projection_generations WHERE name = 'process_models')
           ORDER BY model_id, version",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(app.pool())
     .await
     .expect("versions");
     (models, versions)
@@ -146,7 +146,7 @@ async fn a_rebuild_reproduces_the_read_tables_and_the_live_projector_carries_on(
     );
     let leftovers: i64 =
         sqlx::query_scalar("SELECT count(*) FROM process_models WHERE generation <> 2")
-            .fetch_one(&app.pool)
+            .fetch_one(app.pool())
             .await
             .expect("count");
     assert_eq!(leftovers, 0, "the old generation is gone");

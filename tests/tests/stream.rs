@@ -56,7 +56,7 @@ async fn create(app: &TestApp, token: &str, key: &str) {
 async fn positions(app: &TestApp, tenant: &str) -> Vec<i64> {
     sqlx::query_scalar("SELECT global_position FROM events WHERE metadata->>'tenant_id' = $1 ORDER BY tx_id, global_position")
         .bind(tenant)
-        .fetch_all(&app.pool)
+        .fetch_all(app.pool())
         .await
         .expect("positions")
 }

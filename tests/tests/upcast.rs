@@ -54,7 +54,7 @@ async fn a_stored_model_restored_1_0_reads_as_2_0_everywhere() {
     .bind(&id)
     .bind(json!({"ModelRestored": {"version": 3, "fromVersion": 1}}))
     .bind(json!({"user_id": "legacy", "tenant_id": "acme", "correlation_id": "old-build", "command": "RestoreModel", "time": "2026-01-01T00:00:00.000000Z"}))
-    .execute(&app.pool)
+    .execute(app.pool())
     .await
     .expect("store a 1.0 event");
 
@@ -104,13 +104,13 @@ async fn a_stored_model_restored_1_0_reads_as_2_0_everywhere() {
         "SELECT to_jsonb(m) - 'generation' FROM process_models m WHERE id = $1::uuid",
     )
     .bind(&id)
-    .fetch_one(&app.pool)
+    .fetch_one(app.pool())
     .await
     .expect("row");
     app.rebuild_to(&token, "process_models", 2).await;
     let after: Value = sqlx::query_scalar("SELECT to_jsonb(m) - 'generation' FROM process_models m WHERE id = $1::uuid AND generation = 2")
         .bind(&id)
-        .fetch_one(&app.pool)
+        .fetch_one(app.pool())
         .await
         .expect("row");
     assert_eq!(after, before);

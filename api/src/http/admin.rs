@@ -7,9 +7,9 @@ use serde_json::{json, Value};
 
 use super::problem::ApiError;
 use super::queries::read_error;
-use crate::admin;
 use crate::app::AppState;
 use crate::auth::{Caller, Privilege};
+use crate::backend::RebuildStart;
 
 /// `GET /api/v1/admin/projections`
 pub async fn projections(
@@ -17,13 +17,7 @@ pub async fn projections(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Privilege::Admin)?;
-    let statuses = admin::status(
-        state.commands.pool(),
-        &state.read.handles(),
-        Some(&state.rebuilds),
-    )
-    .await
-    .map_err(read_error)?;
+    let statuses = state.store.projections().await.map_err(read_error)?;
     Ok(Json(json!({ "data": statuses })))
 }
 
@@ -35,13 +29,18 @@ pub async fn rebuild(
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(Privilege::Admin)?;
-    let model = admin::find(&name).ok_or_else(|| {
-        ApiError::NotFound(format!("no projection named '{name}' can be rebuilt"))
-    })?;
-    if !state.rebuilds.start(state.commands.pool().clone(), model) {
-        return Err(ApiError::Conflict(format!(
-            "a rebuild of {name} is already running"
-        )));
+    match state.store.start_rebuild(&name) {
+        RebuildStart::Started => {}
+        RebuildStart::Unknown => {
+            return Err(ApiError::NotFound(format!(
+                "no projection named '{name}' can be rebuilt"
+            )))
+        }
+        RebuildStart::AlreadyRunning => {
+            return Err(ApiError::Conflict(format!(
+                "a rebuild of {name} is already running"
+            )))
+        }
     }
     Ok((
         StatusCode::ACCEPTED,

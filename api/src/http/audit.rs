@@ -64,14 +64,11 @@ pub async fn list(
         from: params.from,
         to: params.to,
     };
-    let (rows, total) = audit::list(
-        state.commands.pool(),
-        &caller.tenant_id,
-        &filter,
-        &audit::Page { start, size },
-    )
-    .await
-    .map_err(read_error)?;
+    let (rows, total) = state
+        .store
+        .audit_logs(&caller.tenant_id, &filter, &audit::Page { start, size })
+        .await
+        .map_err(read_error)?;
     Ok(Json(Page {
         data: rows,
         total,

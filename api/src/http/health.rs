@@ -67,14 +67,17 @@ fn code(up: bool) -> StatusCode {
 async fn check(state: &AppState) -> (bool, Value) {
     let (db_up, db) = check_database(state).await;
     let (lag_ok, projections) = check_projections(state).await;
-    (
-        db_up && lag_ok,
-        json!({ "db": db, "projections": projections }),
-    )
+    let mut components = json!({ "db": db, "projections": projections });
+    // The event bus being down delays the fan-out, never the service: it shows as
+    // DEGRADED without failing readiness.
+    if let Some((_, bus)) = state.store.bus_health() {
+        components["nats"] = bus;
+    }
+    (db_up && lag_ok, components)
 }
 
 async fn check_database(state: &AppState) -> (bool, Value) {
-    match commands::db::schema_status(state.commands.pool()).await {
+    match state.store.schema().await {
         Ok(schema) if schema.is_current() => (true, json!({ "status": "UP" })),
         Ok(schema) => (
             false,
@@ -92,8 +95,8 @@ async fn check_database(state: &AppState) -> (bool, Value) {
 
 /// The read model must not lag more than the configured number of events.
 async fn check_projections(state: &AppState) -> (bool, Value) {
-    let max = state.read.readiness_max_lag;
-    match state.read.models.lag().await {
+    let max = state.readiness_max_lag;
+    match state.store.models_lag().await {
         Ok(lag) => {
             let up = lag <= max;
             (
@@ -113,7 +116,7 @@ async fn check_projections(state: &AppState) -> (bool, Value) {
 
 /// The Prometheus text exposition.
 pub async fn prometheus(State(state): State<AppState>) -> axum::response::Response {
-    state.metrics.refresh(&state.read.handles()).await;
+    state.metrics.refresh(state.store.as_ref()).await;
 
     match state.metrics.render() {
         Ok(body) => (

@@ -22,8 +22,6 @@ use super::problem::ApiError;
 use super::queries::read_error;
 use crate::app::AppState;
 use crate::auth::{Caller, Privilege};
-use projections::models::query;
-use projections::Position;
 
 /// A JSON body whose extraction error is handled by the command (so it is audited).
 type Body<T> = Result<ApiJson<T>, ApiError>;
@@ -240,7 +238,9 @@ pub async fn get(
     ModelIdPath(id): ModelIdPath,
 ) -> Result<Response, ApiError> {
     caller.require(Privilege::Modeler)?;
-    let row = query::get(state.commands.pool(), &caller.tenant_id, id.as_uuid())
+    let row = state
+        .store
+        .model(&caller.tenant_id, id.as_uuid())
         .await
         .map_err(read_error)?
         .ok_or_else(not_found)?;
@@ -304,29 +304,15 @@ async fn execute(
     // Read-your-writes: answer once the read table has the change, so a GET right after
     // this response shows it. A command that wrote nothing waits for the model's earlier
     // events instead.
+    let timeout = state.read_your_writes_timeout;
     let caught_up = match committed.position {
-        Some(position) => {
-            state
-                .read
-                .wait_for_models(Position::new(
-                    position.tx_id as u64,
-                    position.global_position,
-                ))
-                .await
-        }
-        None => state
-            .read
-            .models
-            .wait_for_aggregate(
-                <ProcessModel as cqrs_es::Aggregate>::TYPE,
-                &id.to_string(),
-                state.read.read_your_writes_timeout,
-            )
-            .await
-            .unwrap_or(false),
+        Some(position) => state.store.wait_for_models(position, timeout).await,
+        None => state.store.wait_for_stream(&id.to_string(), timeout).await,
     };
     if caught_up {
-        if let Some(row) = query::get(state.commands.pool(), &caller.tenant_id, id.as_uuid())
+        if let Some(row) = state
+            .store
+            .model(&caller.tenant_id, id.as_uuid())
             .await
             .map_err(read_error)?
         {

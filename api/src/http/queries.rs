@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use projections::models::query::{self, ListPage, ModelFilter, SortColumn};
+use projections::models::query::{ListPage, ModelFilter, SortColumn};
 
 use super::dto::{ListParams, ModelSummary, Page, VersionResponse};
 use super::extract::{ApiQuery, ModelIdPath};
@@ -72,7 +72,9 @@ pub async fn list(
         start,
         size,
     };
-    let (rows, total) = query::list(state.commands.pool(), &caller.tenant_id, &filter, page)
+    let (rows, total) = state
+        .store
+        .models(&caller.tenant_id, &filter, page)
         .await
         .map_err(read_error)?;
     Ok(Json(Page {
@@ -92,16 +94,19 @@ pub async fn versions(
     ModelIdPath(id): ModelIdPath,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Privilege::Modeler)?;
-    let pool = state.commands.pool();
     // A model of another tenant is as absent as a missing one.
-    if query::get(pool, &caller.tenant_id, id.as_uuid())
+    if state
+        .store
+        .model(&caller.tenant_id, id.as_uuid())
         .await
         .map_err(read_error)?
         .is_none()
     {
         return Err(ApiError::NotFound("process model not found".into()));
     }
-    let versions: Vec<VersionResponse> = query::versions(pool, &caller.tenant_id, id.as_uuid())
+    let versions: Vec<VersionResponse> = state
+        .store
+        .versions(&caller.tenant_id, id.as_uuid())
         .await
         .map_err(read_error)?
         .into_iter()
@@ -123,16 +128,13 @@ pub async fn version(
     let not_found =
         || ApiError::NotFound(format!("version {version} of this model is not published"));
     let number: i32 = version.parse().map_err(|_| not_found())?;
-    query::version(
-        state.commands.pool(),
-        &caller.tenant_id,
-        id.as_uuid(),
-        number,
-    )
-    .await
-    .map_err(read_error)?
-    .map(|row| Json(VersionResponse::from(row)))
-    .ok_or_else(not_found)
+    state
+        .store
+        .version(&caller.tenant_id, id.as_uuid(), number)
+        .await
+        .map_err(read_error)?
+        .map(|row| Json(VersionResponse::from(row)))
+        .ok_or_else(not_found)
 }
 
 pub(super) fn read_error(error: sqlx::Error) -> ApiError {

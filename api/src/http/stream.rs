@@ -10,13 +10,14 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
-use projections::relay::{resume_stream, ResumeError, ResumeOptions};
+use projections::relay::ResumeError;
 use serde::Deserialize;
 
 use super::extract::ApiQuery;
 use super::problem::ApiError;
 use crate::app::AppState;
 use crate::auth::{Caller, Privilege};
+use crate::backend::LiveError;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -48,30 +49,17 @@ pub async fn stream(
         ),
         None => params.last_event_id,
     };
-    let Some((relay, _)) = &state.read.relay else {
-        return Err(ApiError::Unavailable(
-            "the live event stream needs NATS (set NATS_URL)".into(),
-        ));
-    };
-    let Some(js) = relay.relay.jetstream() else {
-        return Err(ApiError::Unavailable("NATS is not connected yet".into()));
-    };
-    let events = resume_stream(
-        state.commands.pool().clone(),
-        js,
-        &relay.settings,
-        &caller.tenant_id,
-        last_event_id,
-        ResumeOptions::default(),
-    )
-    .await
-    .map_err(|error| match error {
-        ResumeError::UnknownLastEventId(position) => ApiError::field(
-            "Last-Event-ID",
-            format!("no stored event has global position {position}"),
-        ),
-        other => ApiError::Unavailable(Box::new(other)),
-    })?;
+    let events = state
+        .store
+        .live_events(&caller.tenant_id, last_event_id)
+        .await
+        .map_err(|error| match error {
+            LiveError::Resume(ResumeError::UnknownLastEventId(position)) => ApiError::field(
+                "Last-Event-ID",
+                format!("no stored event has global position {position}"),
+            ),
+            other => ApiError::Unavailable(Box::new(other)),
+        })?;
     let model_id = params.model_id;
     let event_type = params.event_type;
     let sse = events

@@ -40,7 +40,7 @@ pub struct RejectionLabels {
 }
 
 impl Metrics {
-    pub fn new(pool: sqlx::PgPool) -> Self {
+    pub fn new<DB: sqlx::Database>(pool: sqlx::Pool<DB>) -> Self {
         let mut registry = Registry::default();
         let http = http::HttpMetrics::register(&mut registry);
         let eventstore_appends = Counter::default();
@@ -89,20 +89,18 @@ impl Metrics {
     }
 
     /// Refreshes the scrape-time gauges (projection lag) from the database.
-    pub async fn refresh(&self, handles: &[projections::ProjectorHandle]) {
-        for handle in handles {
-            match handle.lag().await {
-                Ok(lag) => {
+    pub async fn refresh(&self, store: &dyn crate::backend::ReadStore) {
+        match store.projections().await {
+            Ok(statuses) => {
+                for status in statuses {
                     self.projection_lag
                         .get_or_create(&ProjectionLabels {
-                            projection: handle.name().to_owned(),
+                            projection: status.name,
                         })
-                        .set(lag);
-                }
-                Err(error) => {
-                    tracing::warn!(projection = handle.name(), %error, "projection lag unknown")
+                        .set(status.lag);
                 }
             }
+            Err(error) => tracing::warn!(%error, "projection lag unknown"),
         }
     }
 

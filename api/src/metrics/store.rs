@@ -6,17 +6,17 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
 #[derive(Debug)]
-pub(super) struct PoolCollector {
-    pool: sqlx::PgPool,
+pub(super) struct PoolCollector<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
 }
 
-impl PoolCollector {
-    pub(super) fn new(pool: sqlx::PgPool) -> Self {
+impl<DB: sqlx::Database> PoolCollector<DB> {
+    pub(super) fn new(pool: sqlx::Pool<DB>) -> Self {
         Self { pool }
     }
 }
 
-impl Collector for PoolCollector {
+impl<DB: sqlx::Database> Collector for PoolCollector<DB> {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let size = i64::from(self.pool.size());
         let idle = i64::try_from(self.pool.num_idle()).unwrap_or(i64::MAX);

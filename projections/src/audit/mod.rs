@@ -18,3 +18,7 @@ pub use rebuild::AuditRebuild;
 pub use row::{AuditResult, AuditRow};
 pub use store::clear_generation;
 pub use verify::{verify, ChainProblem, ProblemKind, VerifyReport};
+
+// Shared with the SQLite backend (`crate::sqlite`): the chain fold and the verify walk.
+pub(crate) use chain::Chain;
+pub(crate) use verify::{walk, ChainLookup};

@@ -9,6 +9,7 @@
 //! row onwards (the hash is not keyed); compare `last_hash` with a copy kept elsewhere for
 //! that.
 
+use async_trait::async_trait;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -71,6 +72,28 @@ pub enum ProblemKind {
     OutOfChain,
 }
 
+/// The reads the walk needs, inside one snapshot of one generation: each backend supplies
+/// them, the checks themselves are shared.
+#[async_trait]
+pub(crate) trait ChainLookup: Send {
+    /// Up to `limit` rows with seq above `after`, in seq order.
+    async fn page(&mut self, after: i64, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error>;
+    /// The `prev_hash` of the first row after `seq`.
+    async fn prev_hash_after(&mut self, seq: i64) -> Result<Option<String>, sqlx::Error>;
+    /// The lowest seq of a row whose `hash` is `hash`.
+    async fn seq_of_hash(&mut self, hash: &str) -> Result<Option<i64>, sqlx::Error>;
+    /// The id of the row at `seq`.
+    async fn id_at(&mut self, seq: i64) -> Result<Option<i64>, sqlx::Error>;
+    /// The live projector's checkpoint as `(tx_id, global_position)`, if it has one.
+    async fn checkpoint(&mut self) -> Result<Option<(i64, i64)>, sqlx::Error>;
+    /// `(seq, id)` of the first row recording events after `(tx_id, global_position)`.
+    async fn first_beyond(
+        &mut self,
+        tx_id: i64,
+        global_position: i64,
+    ) -> Result<Option<(i64, i64)>, sqlx::Error>;
+}
+
 /// Walks `generation` (the active one when `None`) and reports the first problem.
 pub async fn verify(pool: &PgPool, generation: Option<i64>) -> Result<VerifyReport, sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -79,10 +102,22 @@ pub async fn verify(pool: &PgPool, generation: Option<i64>) -> Result<VerifyRepo
         .await?;
     let active = generation::active(&mut *tx, FAMILY).await?;
     let generation = generation.unwrap_or(active);
-    let sql = format!(
-        "SELECT {COLUMNS} FROM audit_logs WHERE generation = $1 AND seq > $2 \
-         ORDER BY seq LIMIT $3"
-    );
+    let mut lookup = PgChain {
+        conn: &mut *tx,
+        generation,
+    };
+    let report = walk(&mut lookup, generation, generation == active).await?;
+    tx.rollback().await?;
+    Ok(report)
+}
+
+/// Walks the chain `lookup` reads, a page at a time; with `check_end`, also compares its end
+/// with the live projector's checkpoint (only meaningful for the generation it writes).
+pub(crate) async fn walk(
+    lookup: &mut (impl ChainLookup + ?Sized),
+    generation: i64,
+    check_end: bool,
+) -> Result<VerifyReport, sqlx::Error> {
     let mut report = VerifyReport {
         generation,
         rows_checked: 0,
@@ -93,17 +128,11 @@ pub async fn verify(pool: &PgPool, generation: Option<i64>) -> Result<VerifyRepo
     let mut last: Option<AuditRow> = None;
     let mut after = i64::MIN;
     'walk: loop {
-        let rows = sqlx::query(&sql)
-            .bind(generation)
-            .bind(after)
-            .bind(PAGE)
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows = lookup.page(after, PAGE).await?;
         let Some(end) = rows.last() else { break };
-        after = end.try_get("seq")?;
-        for row in &rows {
-            let row = AuditRow::from_row(row)?;
-            if let Some(problem) = check(&mut tx, generation, last.as_ref(), &row).await? {
+        after = end.seq;
+        for row in rows {
+            if let Some(problem) = check(lookup, last.as_ref(), &row).await? {
                 report.first_problem = Some(problem);
                 break 'walk;
             }
@@ -111,19 +140,17 @@ pub async fn verify(pool: &PgPool, generation: Option<i64>) -> Result<VerifyRepo
             last = Some(row);
         }
     }
-    if report.first_problem.is_none() && generation == active {
-        report.first_problem = check_end(&mut tx, generation, last.as_ref()).await?;
+    if report.first_problem.is_none() && check_end {
+        report.first_problem = end_problem(lookup, last.as_ref()).await?;
     }
     report.last_seq = last.as_ref().map(|row| row.seq);
     report.last_hash = last.map(|row| row.hash);
-    tx.rollback().await?;
     Ok(report)
 }
 
 /// Checks `row` against the row before it (`None`: it should be the first).
 async fn check(
-    conn: &mut PgConnection,
-    generation: i64,
+    lookup: &mut (impl ChainLookup + ?Sized),
     before: Option<&AuditRow>,
     row: &AuditRow,
 ) -> Result<Option<ChainProblem>, sqlx::Error> {
@@ -155,14 +182,7 @@ async fn check(
             return Ok(None);
         }
         // Changed in place, or slipped in before a row that still follows the previous one?
-        let next_follows: Option<String> = sqlx::query_scalar(
-            "SELECT prev_hash FROM audit_logs WHERE generation = $1 AND seq > $2 \
-             ORDER BY seq LIMIT 1",
-        )
-        .bind(generation)
-        .bind(row.seq)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let next_follows = lookup.prev_hash_after(row.seq).await?;
         if next_follows.as_deref() == Some(previous_hash) {
             let detail = format!(
                 "row seq {} (id {}) was inserted: it does not match its hash and the row \
@@ -189,13 +209,12 @@ async fn check(
             detail,
         )));
     }
-    unlinked(conn, generation, row, intact).await.map(Some)
+    unlinked(lookup, row, intact).await.map(Some)
 }
 
 /// Explains a row whose `prev_hash` is not the previous row's hash.
 async fn unlinked(
-    conn: &mut PgConnection,
-    generation: i64,
+    lookup: &mut (impl ChainLookup + ?Sized),
     row: &AuditRow,
     intact: bool,
 ) -> Result<ChainProblem, sqlx::Error> {
@@ -203,13 +222,7 @@ async fn unlinked(
     let predecessor = if row.prev_hash == GENESIS {
         Some(0)
     } else {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT seq FROM audit_logs WHERE generation = $1 AND hash = $2 ORDER BY seq LIMIT 1",
-        )
-        .bind(generation)
-        .bind(&row.prev_hash)
-        .fetch_optional(&mut *conn)
-        .await?
+        lookup.seq_of_hash(&row.prev_hash).await?
     };
     let out_of_chain =
         |at: i64, id: Option<i64>, detail: String| problem(at, id, ProblemKind::OutOfChain, detail);
@@ -218,13 +231,7 @@ async fn unlinked(
         return Ok(match predecessor {
             Some(before) if before < seq - 1 => {
                 let first = before + 1;
-                let id = sqlx::query_scalar::<_, i64>(
-                    "SELECT id FROM audit_logs WHERE generation = $1 AND seq = $2",
-                )
-                .bind(generation)
-                .bind(first)
-                .fetch_optional(&mut *conn)
-                .await?;
+                let id = lookup.id_at(first).await?;
                 out_of_chain(
                     first,
                     id,
@@ -298,25 +305,13 @@ fn rehash_at(row: &AuditRow, seq: i64) -> String {
 
 /// The live projector's checkpoint is the last event of the chain's last row: rows at the
 /// end were deleted if it is further on, forged if it is not as far.
-async fn check_end(
-    conn: &mut PgConnection,
-    generation: i64,
+async fn end_problem(
+    lookup: &mut (impl ChainLookup + ?Sized),
     last: Option<&AuditRow>,
 ) -> Result<Option<ChainProblem>, sqlx::Error> {
-    let checkpoint = sqlx::query(
-        "SELECT tx_id::text::bigint AS tx_id, global_position FROM projection_checkpoints \
-         WHERE name = $1",
-    )
-    .bind(NAME)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(checkpoint) = checkpoint else {
+    let Some(processed) = lookup.checkpoint().await? else {
         return Ok(None);
     };
-    let processed: (i64, i64) = (
-        checkpoint.try_get("tx_id")?,
-        checkpoint.try_get("global_position")?,
-    );
     let end = last.map_or((0, 0), |row| (row.tx_id, row.global_position));
     let (tx_id, position) = processed;
     if processed > end {
@@ -329,17 +324,8 @@ async fn check_end(
         return Ok(Some(problem(next, None, ProblemKind::Missing, detail)));
     }
     if processed < end {
-        let beyond = sqlx::query(
-            "SELECT seq, id FROM audit_logs WHERE generation = $1 \
-               AND (tx_id, global_position) > ($2, $3) ORDER BY seq LIMIT 1",
-        )
-        .bind(generation)
-        .bind(tx_id)
-        .bind(position)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let (seq, id) = match beyond {
-            Some(row) => (row.try_get("seq")?, Some(row.try_get("id")?)),
+        let (seq, id) = match lookup.first_beyond(tx_id, position).await? {
+            Some((seq, id)) => (seq, Some(id)),
             None => (last.map_or(1, |row| row.seq), last.map(|row| row.id)),
         };
         let detail = format!(
@@ -349,6 +335,89 @@ async fn check_end(
         return Ok(Some(problem(seq, id, ProblemKind::OutOfChain, detail)));
     }
     Ok(None)
+}
+
+/// The PostgreSQL reads of the walk, inside its `REPEATABLE READ` transaction.
+struct PgChain<'c> {
+    conn: &'c mut PgConnection,
+    generation: i64,
+}
+
+#[async_trait]
+impl ChainLookup for PgChain<'_> {
+    async fn page(&mut self, after: i64, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_logs WHERE generation = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(self.generation)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *self.conn)
+            .await?;
+        rows.iter().map(AuditRow::from_row).collect()
+    }
+
+    async fn prev_hash_after(&mut self, seq: i64) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT prev_hash FROM audit_logs WHERE generation = $1 AND seq > $2 \
+             ORDER BY seq LIMIT 1",
+        )
+        .bind(self.generation)
+        .bind(seq)
+        .fetch_optional(&mut *self.conn)
+        .await
+    }
+
+    async fn seq_of_hash(&mut self, hash: &str) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT seq FROM audit_logs WHERE generation = $1 AND hash = $2 ORDER BY seq LIMIT 1",
+        )
+        .bind(self.generation)
+        .bind(hash)
+        .fetch_optional(&mut *self.conn)
+        .await
+    }
+
+    async fn id_at(&mut self, seq: i64) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar("SELECT id FROM audit_logs WHERE generation = $1 AND seq = $2")
+            .bind(self.generation)
+            .bind(seq)
+            .fetch_optional(&mut *self.conn)
+            .await
+    }
+
+    async fn checkpoint(&mut self) -> Result<Option<(i64, i64)>, sqlx::Error> {
+        let checkpoint = sqlx::query(
+            "SELECT tx_id::text::bigint AS tx_id, global_position FROM projection_checkpoints \
+             WHERE name = $1",
+        )
+        .bind(NAME)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        checkpoint
+            .map(|row| Ok((row.try_get("tx_id")?, row.try_get("global_position")?)))
+            .transpose()
+    }
+
+    async fn first_beyond(
+        &mut self,
+        tx_id: i64,
+        global_position: i64,
+    ) -> Result<Option<(i64, i64)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT seq, id FROM audit_logs WHERE generation = $1 \
+               AND (tx_id, global_position) > ($2, $3) ORDER BY seq LIMIT 1",
+        )
+        .bind(self.generation)
+        .bind(tx_id)
+        .bind(global_position)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        row.map(|row| Ok((row.try_get("seq")?, row.try_get("id")?)))
+            .transpose()
+    }
 }
 
 fn problem(seq: i64, id: Option<i64>, kind: ProblemKind, detail: String) -> ChainProblem {

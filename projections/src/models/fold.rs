@@ -1,5 +1,6 @@
 //! Folding a batch of `ProcessModel` events into row images, in memory.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::ProcessModelEvent;
 use sqlx::PgConnection;
@@ -10,9 +11,38 @@ use super::Rows;
 use crate::error::ProjectionError;
 use crate::event::StoredEvent;
 
-pub(super) const AGGREGATE_TYPE: &str = "ProcessModel";
+pub(crate) const AGGREGATE_TYPE: &str = "ProcessModel";
 
-pub(super) struct Batch {
+/// Where the fold finds a version published before the batch (a restore copies its JSON):
+/// the only thing it reads from the database, so each backend supplies its own.
+#[async_trait]
+pub(crate) trait VersionLookup: Send {
+    /// The frozen editor JSON of `model_id`'s published `version`, if it was published.
+    async fn version_json(
+        &mut self,
+        model_id: Uuid,
+        version: i32,
+    ) -> Result<Option<serde_json::Value>, sqlx::Error>;
+}
+
+/// The PostgreSQL lookup: `model_versions` of one generation.
+pub(super) struct PgVersions<'c> {
+    pub(super) conn: &'c mut PgConnection,
+    pub(super) generation: i64,
+}
+
+#[async_trait]
+impl VersionLookup for PgVersions<'_> {
+    async fn version_json(
+        &mut self,
+        model_id: Uuid,
+        version: i32,
+    ) -> Result<Option<serde_json::Value>, sqlx::Error> {
+        store::version_json(self.conn, self.generation, model_id, version).await
+    }
+}
+
+pub(crate) struct Batch {
     rows: Rows,
     versions: Vec<VersionRow>,
 }
@@ -34,17 +64,16 @@ fn provenance(event: &StoredEvent) -> (Option<String>, DateTime<Utc>) {
 }
 
 impl Batch {
-    pub(super) fn new(rows: Rows) -> Self {
+    pub(crate) fn new(rows: Rows) -> Self {
         Self {
             rows,
             versions: Vec::new(),
         }
     }
 
-    pub(super) async fn apply(
+    pub(crate) async fn apply(
         &mut self,
-        conn: &mut PgConnection,
-        generation: i64,
+        versions: &mut (impl VersionLookup + ?Sized),
         event: &StoredEvent,
     ) -> Result<(), ProjectionError> {
         let id = Uuid::parse_str(&event.aggregate_id)
@@ -128,7 +157,7 @@ impl Batch {
                         .map(|v| v.model_json.clone());
                     let content = match in_batch {
                         Some(content) => Some(content),
-                        None => store::version_json(conn, generation, id, from).await?,
+                        None => versions.version_json(id, from).await?,
                     };
                     row.model_json = content.ok_or_else(|| {
                         ProjectionError::failed(
@@ -144,7 +173,7 @@ impl Batch {
         Ok(())
     }
 
-    pub(super) fn finish(self) -> (Vec<ModelRow>, Vec<VersionRow>) {
+    pub(crate) fn finish(self) -> (Vec<ModelRow>, Vec<VersionRow>) {
         let mut rows: Vec<ModelRow> = self.rows.into_values().collect();
         // A stable order keeps lock acquisition consistent between concurrent writers.
         rows.sort_unstable_by_key(|r| r.id);

@@ -3,7 +3,7 @@
 //! A batch is folded in memory (one read of the touched rows, then one bulk upsert), so a
 //! rebuild costs a few statements per batch instead of one per event.
 
-mod fold;
+pub(crate) mod fold;
 pub mod query;
 mod store;
 
@@ -77,8 +77,12 @@ impl Projector for ModelsProjector {
         ids.dedup();
         let existing = store::load_models(tx, generation, &ids).await?;
         let mut batch = fold::Batch::new(existing.into_iter().map(|row| (row.id, row)).collect());
+        let mut versions = fold::PgVersions {
+            conn: &mut **tx,
+            generation,
+        };
         for event in events {
-            batch.apply(tx, generation, event).await?;
+            batch.apply(&mut versions, event).await?;
         }
         let (models, versions) = batch.finish();
         store::upsert_models(tx, generation, &models).await?;
@@ -88,7 +92,7 @@ impl Projector for ModelsProjector {
 }
 
 /// Rows touched by a batch, keyed by model id.
-type Rows = HashMap<Uuid, store::ModelRow>;
+pub(crate) type Rows = HashMap<Uuid, store::ModelRow>;
 
 /// Rebuilds of `process_models` and `model_versions`.
 pub struct ModelsRebuild;

@@ -1,0 +1,65 @@
+//! Reads of the PostgreSQL event store's own columns (position, time) that cqrs-es does
+//! not expose.
+
+use async_trait::async_trait;
+use sqlx::PgPool;
+
+use crate::history::{HistoryEvent, StorePosition};
+use crate::store::StoreReads;
+
+/// [`StoreReads`] over PostgreSQL; positions are `(tx_id, global_position)`.
+#[derive(Debug, Clone)]
+pub struct PgReads {
+    pool: PgPool,
+}
+
+impl PgReads {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl StoreReads for PgReads {
+    #[tracing::instrument(skip(self))]
+    async fn history(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<HistoryEvent>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT sequence, global_position, event_type, event_version, payload, metadata, recorded_at
+               FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2
+              ORDER BY sequence",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    async fn position_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: i64,
+    ) -> Result<Option<StorePosition>, sqlx::Error> {
+        // sqlx has no `xid8` type: the transaction id travels as text.
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT tx_id::text, global_position FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(sequence)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|(tx, global_position)| {
+            tx.parse().ok().map(|tx_id| StorePosition {
+                tx_id,
+                global_position,
+            })
+        }))
+    }
+}

@@ -1,0 +1,62 @@
+//! Reads of the SQLite event store's own columns (position, time).
+
+use async_trait::async_trait;
+use sqlx::SqlitePool;
+
+use crate::history::{HistoryEvent, StorePosition};
+use crate::store::StoreReads;
+
+/// [`StoreReads`] over the embedded store. Its `global_position` is commit order, so a
+/// position's `tx_id` is the global position itself.
+#[derive(Debug, Clone)]
+pub struct SqliteReads {
+    pool: SqlitePool,
+}
+
+impl SqliteReads {
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl StoreReads for SqliteReads {
+    async fn history(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<HistoryEvent>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT sequence, global_position, event_type, event_version, payload, metadata,
+                    recorded_at
+               FROM events
+              WHERE aggregate_type = ? AND aggregate_id = ?
+              ORDER BY sequence",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    async fn position_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: i64,
+    ) -> Result<Option<StorePosition>, sqlx::Error> {
+        let position: Option<i64> = sqlx::query_scalar(
+            "SELECT global_position FROM events
+              WHERE aggregate_type = ? AND aggregate_id = ? AND sequence = ?",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(sequence)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(position.map(|global_position| StorePosition {
+            tx_id: global_position,
+            global_position,
+        }))
+    }
+}
