@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::app::{authenticator, Application};
-use crate::config::{Profile, Settings};
+use crate::config::{Backend, Profile, Settings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -154,6 +154,13 @@ async fn serve() -> anyhow::Result<()> {
     let port = app.port();
     tracing::info!(port, "ready");
     if settings.profile == Profile::Dev {
+        match settings.backend() {
+            Backend::Sqlite(path) => println!(
+                "data: {} (embedded SQLite; set DATABASE_URL for PostgreSQL)",
+                std::path::absolute(&path).unwrap_or(path).display()
+            ),
+            Backend::Postgres(_) => println!("data: PostgreSQL (DATABASE_URL)"),
+        }
         let token = app.authenticator().issue(
             "dev",
             "default",
@@ -172,22 +179,35 @@ async fn serve() -> anyhow::Result<()> {
     app.run_until_stopped().await
 }
 
-/// A pool on the configured database for one-shot commands (no migrations, no creation).
-async fn connect(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
-    let url = settings
-        .database
-        .url
-        .as_ref()
-        .context("DATABASE_URL is required")?
-        .expose()
-        .to_owned();
-    commands::db::connect_with_retry(
-        &url,
-        &commands::db::PoolSettings::default(),
-        Duration::from_secs(settings.database.connect_wait_secs),
-    )
-    .await
-    .context("could not connect to the database")
+/// The configured database for one-shot commands.
+enum Target {
+    /// PostgreSQL, connected (no migrations, no creation).
+    Postgres(sqlx::PgPool),
+    /// The embedded file, opened (and migrated) by this process: a running server holds
+    /// its lock, so this fails with a clear message while one runs.
+    Sqlite(commands::sqlite::EmbeddedStore),
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<Target> {
+    match settings.backend() {
+        Backend::Postgres(url) => commands::db::connect_with_retry(
+            url.expose(),
+            &commands::db::PoolSettings::default(),
+            Duration::from_secs(settings.database.connect_wait_secs),
+        )
+        .await
+        .context("could not connect to the database")
+        .map(Target::Postgres),
+        Backend::Sqlite(path) => crate::backend::sqlite::open(settings, &path)
+            .await
+            .map_err(|error| {
+                error.context(
+                    "while a server runs on this file, use its admin API \
+                     (/api/v1/admin/projections) instead",
+                )
+            })
+            .map(Target::Sqlite),
+    }
 }
 
 async fn tail(
@@ -203,7 +223,9 @@ async fn tail(
     let settings = Settings::load()?;
     crate::telemetry::init(&settings.log);
     let relay = crate::relay::Relay::from_settings(&settings.nats).context(
-        "`events tail` needs NATS: set NATS_URL (without it events are not relayed anywhere)",
+        "`events tail` needs NATS: set NATS_URL (and DATABASE_URL). Without NATS events are \
+         not relayed anywhere; the embedded backend's in-process bus is served only by \
+         GET /api/v1/events/stream",
     )?;
     let start = match from {
         "start" => StartFrom::Beginning,
@@ -252,8 +274,15 @@ async fn tail(
 async fn audit_verify(generation: Option<i64>) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     crate::telemetry::init(&settings.log);
-    let pool = connect(&settings).await?;
-    let report = projections::audit::verify(&pool, generation).await?;
+    let report = match connect(&settings).await? {
+        Target::Postgres(pool) => projections::audit::verify(&pool, generation).await?,
+        Target::Sqlite(store) => {
+            if generation.is_some() {
+                anyhow::bail!("--generation: the embedded database keeps one generation");
+            }
+            projections::sqlite::audit::verify(store.pool()).await?
+        }
+    };
     match &report.first_problem {
         None => {
             println!(
@@ -278,10 +307,16 @@ async fn audit_verify(generation: Option<i64>) -> anyhow::Result<()> {
 async fn projections(command: ProjectionsCommand) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     crate::telemetry::init(&settings.log);
-    let pool = connect(&settings).await?;
+    let target = connect(&settings).await?;
     match command {
         ProjectionsCommand::Status => {
-            let statuses = crate::admin::status(&pool, &[], None).await?;
+            let statuses = match &target {
+                Target::Postgres(pool) => crate::admin::status(pool, &[], None).await?,
+                Target::Sqlite(store) => {
+                    let read = crate::backend::sqlite::projections(&settings, store).await?;
+                    crate::backend::sqlite::statuses(&read, None).await?
+                }
+            };
             println!(
                 "{:<28} {:>22} {:>10} {:>10}",
                 "NAME", "CHECKPOINT (tx/pos)", "LAG", "GENERATION"
@@ -302,33 +337,40 @@ async fn projections(command: ProjectionsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ProjectionsCommand::Rebuild { name, all } => {
-            let models = match (name, all) {
-                (_, true) => crate::admin::rebuildables(),
-                (Some(name), false) => vec![crate::admin::find(&name).with_context(|| {
-                    let known: Vec<_> = crate::admin::rebuildables()
-                        .iter()
-                        .map(|r| r.family())
-                        .collect();
-                    format!("no read model named '{name}' (known: {})", known.join(", "))
-                })?],
+            let known: Vec<&'static str> = crate::admin::rebuildables()
+                .iter()
+                .map(|r| r.family())
+                .collect();
+            let names = match (name, all) {
+                (_, true) => known,
+                (Some(name), false) => {
+                    vec![*known.iter().find(|k| **k == name).with_context(|| {
+                        format!("no read model named '{name}' (known: {})", known.join(", "))
+                    })?]
+                }
                 (None, false) => anyhow::bail!("name a read model or pass --all"),
             };
-            for model in models {
-                let bar = indicatif::ProgressBar::new(0);
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{prefix:>16} [{bar:40}] {pos}/{len} events {per_sec} ETA {eta}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
-                bar.set_prefix(model.family());
+            for name in names {
+                let bar = progress_bar(name);
                 let tracker = bar.clone();
-                let report = crate::admin::rebuild(&pool, model.as_ref(), move |p| {
+                let progress = move |p: projections::rebuild::Progress| {
                     tracker.set_length(p.total);
                     tracker.set_position(p.done);
-                })
-                .await?;
+                };
+                let report = match &target {
+                    Target::Postgres(pool) => {
+                        let model = crate::admin::find(name).context("unknown read model")?;
+                        crate::admin::rebuild(pool, model.as_ref(), progress).await?
+                    }
+                    Target::Sqlite(store) => {
+                        let family = projections::sqlite::Family::from_name(name)
+                            .context("unknown read model")?;
+                        crate::backend::sqlite::projections(&settings, store)
+                            .await?
+                            .rebuild(family, progress)
+                            .await?
+                    }
+                };
                 bar.finish();
                 println!(
                     "{}: {} events into generation {} in {:.1} s ({:.0} events/s)",
@@ -344,30 +386,46 @@ async fn projections(command: ProjectionsCommand) -> anyhow::Result<()> {
     }
 }
 
+fn progress_bar(name: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix:>16} [{bar:40}] {pos}/{len} events {per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_owned());
+    bar
+}
+
 async fn migrate() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     crate::telemetry::init(&settings.log);
-    let url = settings
-        .database
-        .url
-        .as_ref()
-        .context("DATABASE_URL is required")?
-        .expose()
-        .to_owned();
-    if settings.database.create_if_missing && !settings.profile.is_production_like() {
-        commands::db::create_database_if_missing(&url).await?;
-    }
-    let pool = commands::db::connect_with_retry(
-        &url,
-        &commands::db::PoolSettings::default(),
-        Duration::from_secs(settings.database.connect_wait_secs),
-    )
-    .await
-    .context("could not connect to the database")?;
-    commands::db::migrate(&pool)
-        .await
-        .context("migrations failed")?;
-    let status = commands::db::schema_status(&pool).await?;
+    let status = match settings.backend() {
+        Backend::Postgres(url) => {
+            let url = url.expose();
+            if settings.database.create_if_missing && !settings.profile.is_production_like() {
+                commands::db::create_database_if_missing(url).await?;
+            }
+            let pool = commands::db::connect_with_retry(
+                url,
+                &commands::db::PoolSettings::default(),
+                Duration::from_secs(settings.database.connect_wait_secs),
+            )
+            .await
+            .context("could not connect to the database")?;
+            commands::db::migrate(&pool)
+                .await
+                .context("migrations failed")?;
+            commands::db::schema_status(&pool).await?
+        }
+        // Opening the embedded file migrates it.
+        Backend::Sqlite(path) => {
+            let store = crate::backend::sqlite::open(&settings, &path).await?;
+            commands::sqlite::schema_status(store.pool()).await?
+        }
+    };
     println!("schema is current ({} pending)", status.pending.len());
     Ok(())
 }

@@ -136,6 +136,11 @@ impl TestApp {
                 Self::spawn_on(database, options).await
             }
             Backend::Sqlite => {
+                // The embedded backend always uses its in-process bus.
+                let options = Options {
+                    nats: false,
+                    ..options
+                };
                 let dir = std::env::temp_dir()
                     .join(format!("fui-test-{}", uuid::Uuid::new_v4().simple()));
                 let path = dir.join("flowable-ui.db");
@@ -325,6 +330,28 @@ impl TestApp {
                 "rebuild of {family} did not reach generation {generation}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The global positions of `tenant`'s stored events, in feed order.
+    pub async fn tenant_positions(&self, tenant: &str) -> Vec<i64> {
+        match &self.store {
+            Store::Postgres { pool, .. } => sqlx::query_scalar(
+                "SELECT global_position FROM events WHERE metadata->>'tenant_id' = $1 \
+                 ORDER BY tx_id, global_position",
+            )
+            .bind(tenant)
+            .fetch_all(pool)
+            .await
+            .expect("positions"),
+            Store::Sqlite { pool, .. } => sqlx::query_scalar(
+                "SELECT global_position FROM events WHERE metadata->>'tenant_id' = $1 \
+                 ORDER BY global_position",
+            )
+            .bind(tenant)
+            .fetch_all(pool)
+            .await
+            .expect("positions"),
         }
     }
 

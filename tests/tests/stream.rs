@@ -1,10 +1,16 @@
 //! The live event stream (SSE): every event of the caller's tenant once, in order per
-//! model, resuming with Last-Event-ID across the PostgreSQL backlog / NATS live seam.
+//! model, resuming with Last-Event-ID across the stored backlog / live seam (PostgreSQL +
+//! NATS, or the embedded SQLite file + in-process bus).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use contract_tests::{expect_problem, Options, TestApp};
+use contract_tests::{both_backends, expect_problem, Backend, Options, TestApp};
+
+both_backends!(
+    resume_across_the_backlog_and_live_seam_loses_and_repeats_nothing,
+    the_stream_refuses_unknown_positions,
+);
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -53,20 +59,15 @@ async fn create(app: &TestApp, token: &str, key: &str) {
     assert_eq!(response.status(), 201);
 }
 
-async fn positions(app: &TestApp, tenant: &str) -> Vec<i64> {
-    sqlx::query_scalar("SELECT global_position FROM events WHERE metadata->>'tenant_id' = $1 ORDER BY tx_id, global_position")
-        .bind(tenant)
-        .fetch_all(app.pool())
-        .await
-        .expect("positions")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn resume_across_the_backlog_and_live_seam_loses_and_repeats_nothing() {
-    let app = TestApp::spawn_with(Options {
-        nats: true,
-        ..Options::default()
-    })
+async fn resume_across_the_backlog_and_live_seam_loses_and_repeats_nothing(backend: Backend) {
+    // NATS for PostgreSQL; the embedded backend has its in-process bus.
+    let app = TestApp::on_with(
+        backend,
+        Options {
+            nats: true,
+            ..Options::default()
+        },
+    )
     .await;
     let token = app.modeler();
     let other = app.token("bob", "globex", &["access-modeler"]);
@@ -74,7 +75,7 @@ async fn resume_across_the_backlog_and_live_seam_loses_and_repeats_nothing() {
         create(&app, &token, &format!("before{n}")).await;
     }
     create(&app, &other, "foreign").await;
-    let first = positions(&app, "acme").await[0];
+    let first = app.tenant_positions("acme").await[0];
 
     let response = app
         .request(Method::GET, "/api/v1/events/stream", &token)
@@ -109,7 +110,8 @@ async fn resume_across_the_backlog_and_live_seam_loses_and_repeats_nothing() {
     let ids: Vec<i64> = events.iter().map(|(id, _, _)| *id).collect();
     let unique: BTreeSet<i64> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "no duplicates: {ids:?}");
-    let expected: BTreeSet<i64> = positions(&app, "acme")
+    let expected: BTreeSet<i64> = app
+        .tenant_positions("acme")
         .await
         .into_iter()
         .filter(|p| *p != first)
@@ -124,12 +126,14 @@ async fn resume_across_the_backlog_and_live_seam_loses_and_repeats_nothing() {
     }
 }
 
-#[tokio::test]
-async fn the_stream_refuses_unknown_positions_and_needs_nats() {
-    let app = TestApp::spawn_with(Options {
-        nats: true,
-        ..Options::default()
-    })
+async fn the_stream_refuses_unknown_positions(backend: Backend) {
+    let app = TestApp::on_with(
+        backend,
+        Options {
+            nats: true,
+            ..Options::default()
+        },
+    )
     .await;
     let response = app
         .request(Method::GET, "/api/v1/events/stream", &app.modeler())
@@ -145,7 +149,10 @@ async fn the_stream_refuses_unknown_positions_and_needs_nats() {
         .await
         .expect("stream");
     expect_problem(response, 400).await;
+}
 
+#[tokio::test]
+async fn on_postgresql_the_stream_needs_nats() {
     let without_nats = TestApp::spawn().await;
     let response = without_nats
         .request(

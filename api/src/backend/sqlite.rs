@@ -61,6 +61,13 @@ pub async fn start(settings: &Settings, path: &Path) -> anyhow::Result<Started> 
     let store = open(settings, path).await?;
     let projections = projections(settings, &store).await?;
     tracing::info!(path = %path.display(), "embedded SQLite database open");
+    if settings.nats.url.is_some() {
+        // The relay reads the PostgreSQL feed; the embedded backend has its own bus.
+        tracing::warn!(
+            "NATS_URL is ignored without DATABASE_URL: the embedded backend streams events \
+             on its in-process bus (GET /api/v1/events/stream)"
+        );
+    }
     let pool = store.pool().clone();
     let mut runners = Runners::default();
     let runner = projections.clone();
