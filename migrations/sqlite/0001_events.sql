@@ -11,6 +11,12 @@ CREATE TABLE events (
     payload         TEXT    NOT NULL CHECK (json_valid(payload)),
     metadata        TEXT    NOT NULL CHECK (json_valid(metadata)),
     recorded_at     TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    -- The commit that appended the event: the global position of the commit's first event
+    -- (PostgreSQL's counterpart is the transaction id). The audit log folds one command's
+    -- events into one row by it. The writer sets it on the first insert of a commit to the
+    -- position that insert is about to get (AUTOINCREMENT's next value, exact under
+    -- SQLite's single writer) and reuses it for the commit's other events.
+    tx_id           INTEGER NOT NULL,
     -- Optimistic concurrency: a second writer of the same sequence fails here.
     UNIQUE (aggregate_type, aggregate_id, sequence)
 ) STRICT;

@@ -91,7 +91,7 @@ async fn live_projection_equals_a_rebuild_and_the_chain_is_the_shared_one() {
 
     for family in [Family::Models, Family::Audit] {
         let report = projections.rebuild(family, |_| {}).await.expect("rebuild");
-        assert_eq!(report.events, 15);
+        assert_eq!(report.events, 13);
     }
     assert_eq!(format!("{:?}", all_models(&file.pool).await), live_models);
     assert_eq!(audit_rows(&file.pool).await, live_audit);

@@ -147,10 +147,13 @@ pub fn metadata(caller: &Caller, command: &str, time: DateTime<Utc>, request: &s
     })
 }
 
-/// Appends one event as the SQLite write side does; its global position.
+/// Appends one event as the SQLite write side does: the first of a commit (`commit` =
+/// `None`) takes its own position as the commit id, the others pass that id. Its global
+/// position and commit id.
 #[allow(clippy::too_many_arguments)]
 pub async fn append_event<'e>(
     executor: impl SqliteExecutor<'e>,
+    commit: Option<i64>,
     aggregate_type: &str,
     aggregate_id: &str,
     sequence: i64,
@@ -158,10 +161,12 @@ pub async fn append_event<'e>(
     event_version: &str,
     payload: &Value,
     metadata: &Value,
-) -> i64 {
-    sqlx::query_scalar(
+) -> (i64, i64) {
+    sqlx::query_as(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
-         payload, metadata) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING global_position",
+         payload, metadata, tx_id) VALUES (?, ?, ?, ?, ?, ?, ?, coalesce(?, \
+         (SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name = 'events'))) \
+         RETURNING global_position, tx_id",
     )
     .bind(aggregate_type)
     .bind(aggregate_id)
@@ -170,6 +175,7 @@ pub async fn append_event<'e>(
     .bind(event_version)
     .bind(payload)
     .bind(metadata)
+    .bind(commit)
     .fetch_one(executor)
     .await
     .expect("append an event")
@@ -194,6 +200,7 @@ pub async fn command(
     );
     let mut tx = pool.begin().await.expect("begin");
     let mut positions = Vec::new();
+    let mut commit = None;
     for (offset, (event_type, body)) in (0i64..).zip(events) {
         let version = if *event_type == "ModelRestored" {
             "2.0"
@@ -201,19 +208,20 @@ pub async fn command(
             "1.0"
         };
         let payload = json!({ *event_type: body });
-        positions.push(
-            append_event(
-                &mut *tx,
-                "ProcessModel",
-                model,
-                first_sequence + offset,
-                event_type,
-                version,
-                &payload,
-                &meta,
-            )
-            .await,
-        );
+        let (position, tx_id) = append_event(
+            &mut *tx,
+            commit,
+            "ProcessModel",
+            model,
+            first_sequence + offset,
+            event_type,
+            version,
+            &payload,
+            &meta,
+        )
+        .await;
+        commit = Some(tx_id);
+        positions.push(position);
     }
     tx.commit().await.expect("commit the command");
     positions
@@ -236,6 +244,7 @@ pub async fn reject(
     let id = uuid::Uuid::new_v4().to_string();
     append_event(
         pool,
+        None,
         "CommandRejection",
         &id,
         1,
@@ -245,6 +254,7 @@ pub async fn reject(
         &meta,
     )
     .await
+    .0
 }
 
 pub fn created(key: &str, name: &str, tenant: &str, category: Option<&str>) -> Value {

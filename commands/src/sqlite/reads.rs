@@ -6,8 +6,8 @@ use sqlx::SqlitePool;
 use crate::history::{HistoryEvent, StorePosition};
 use crate::store::StoreReads;
 
-/// [`StoreReads`] over the embedded store. Its `global_position` is commit order, so a
-/// position's `tx_id` is the global position itself.
+/// [`StoreReads`] over the embedded store. Its `global_position` is commit order; `tx_id`
+/// is the commit's first global position.
 #[derive(Debug, Clone)]
 pub struct SqliteReads {
     pool: SqlitePool,
@@ -45,8 +45,8 @@ impl StoreReads for SqliteReads {
         aggregate_id: &str,
         sequence: i64,
     ) -> Result<Option<StorePosition>, sqlx::Error> {
-        let position: Option<i64> = sqlx::query_scalar(
-            "SELECT global_position FROM events
+        let position: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT tx_id, global_position FROM events
               WHERE aggregate_type = ? AND aggregate_id = ? AND sequence = ?",
         )
         .bind(aggregate_type)
@@ -54,8 +54,8 @@ impl StoreReads for SqliteReads {
         .bind(sequence)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(position.map(|global_position| StorePosition {
-            tx_id: global_position,
+        Ok(position.map(|(tx_id, global_position)| StorePosition {
+            tx_id,
             global_position,
         }))
     }

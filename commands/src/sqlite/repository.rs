@@ -23,9 +23,13 @@ const SELECT_TYPE: &str = "SELECT aggregate_type, aggregate_id, sequence, event_
      event_version, payload, metadata FROM events \
      WHERE aggregate_type = ? ORDER BY global_position";
 
+/// The first event of a commit takes the position it is about to get as the commit's id
+/// (`tx_id`); the others get the same id (see migrations/sqlite/0001_events.sql).
 const INSERT: &str = "INSERT INTO events \
-     (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-     VALUES (?, ?, ?, ?, ?, ?, ?)";
+     (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tx_id) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, coalesce(?, \
+         (SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name = 'events'))) \
+     RETURNING tx_id";
 
 /// Buffer of a replay stream (events in flight between the reading task and the consumer).
 const REPLAY_BUFFER: usize = 256;
@@ -88,10 +92,11 @@ impl PersistedEventRepository for SqliteEventRepository {
         _snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
         let mut tx = self.pool.begin().await.map_err(persistence_error)?;
+        let mut commit: Option<i64> = None;
         for event in events {
             let sequence = i64::try_from(event.sequence)
                 .map_err(|e| PersistenceError::UnknownError(Box::new(e)))?;
-            sqlx::query(INSERT)
+            let tx_id: i64 = sqlx::query_scalar(INSERT)
                 .bind(A::TYPE)
                 .bind(&event.aggregate_id)
                 .bind(sequence)
@@ -99,9 +104,11 @@ impl PersistedEventRepository for SqliteEventRepository {
                 .bind(&event.event_version)
                 .bind(&event.payload)
                 .bind(&event.metadata)
-                .execute(&mut *tx)
+                .bind(commit)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(persistence_error)?;
+            commit = Some(tx_id);
         }
         tx.commit().await.map_err(persistence_error)
     }

@@ -10,6 +10,7 @@ mod rebuild;
 mod row;
 mod store;
 mod verify;
+mod verify_pg;
 
 pub use chain::ChainError;
 pub use projector::{AuditProjector, FAMILY, NAME, REBUILD_NAME};
@@ -17,7 +18,8 @@ pub use query::{list, AuditFilter, Page, MAX_PAGE_SIZE};
 pub use rebuild::AuditRebuild;
 pub use row::{AuditResult, AuditRow};
 pub use store::clear_generation;
-pub use verify::{verify, ChainProblem, ProblemKind, VerifyReport};
+pub use verify::{ChainProblem, ProblemKind, VerifyReport};
+pub use verify_pg::verify;
 
 // Shared with the SQLite backend (`crate::sqlite`): the chain fold and the verify walk.
 pub(crate) use chain::Chain;

@@ -1,7 +1,10 @@
 //! `audit verify`: walks a generation's hash chain in seq order and reports the first row
 //! that was edited, deleted, inserted or moved.
 //!
-//! The walk reads pages of rows in one read-only `REPEATABLE READ` transaction, so a
+//! The checks are backend-independent: each backend supplies its reads as a
+//! [`ChainLookup`] (PostgreSQL: `verify_pg`, SQLite: `crate::sqlite::audit`). The walk
+//! reads pages of rows in one read snapshot (a read-only `REPEATABLE READ` transaction on
+//! PostgreSQL, a WAL read transaction on SQLite), so a
 //! projector appending meanwhile cannot make an intact chain look broken, and memory stays
 //! flat however long the chain is. For the active generation it also compares the chain's
 //! end with the live projector's checkpoint (the last event of the last row, always), which
@@ -11,12 +14,9 @@
 
 use async_trait::async_trait;
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool, Row};
 
 use super::hash::{self, GENESIS};
-use super::projector::{FAMILY, NAME};
-use super::row::{AuditRow, COLUMNS};
-use crate::generation;
+use super::row::AuditRow;
 
 /// Rows per page of the walk.
 const PAGE: i64 = 5_000;
@@ -92,23 +92,6 @@ pub(crate) trait ChainLookup: Send {
         tx_id: i64,
         global_position: i64,
     ) -> Result<Option<(i64, i64)>, sqlx::Error>;
-}
-
-/// Walks `generation` (the active one when `None`) and reports the first problem.
-pub async fn verify(pool: &PgPool, generation: Option<i64>) -> Result<VerifyReport, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    let active = generation::active(&mut *tx, FAMILY).await?;
-    let generation = generation.unwrap_or(active);
-    let mut lookup = PgChain {
-        conn: &mut *tx,
-        generation,
-    };
-    let report = walk(&mut lookup, generation, generation == active).await?;
-    tx.rollback().await?;
-    Ok(report)
 }
 
 /// Walks the chain `lookup` reads, a page at a time; with `check_end`, also compares its end
@@ -335,89 +318,6 @@ async fn end_problem(
         return Ok(Some(problem(seq, id, ProblemKind::OutOfChain, detail)));
     }
     Ok(None)
-}
-
-/// The PostgreSQL reads of the walk, inside its `REPEATABLE READ` transaction.
-struct PgChain<'c> {
-    conn: &'c mut PgConnection,
-    generation: i64,
-}
-
-#[async_trait]
-impl ChainLookup for PgChain<'_> {
-    async fn page(&mut self, after: i64, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM audit_logs WHERE generation = $1 AND seq > $2 \
-             ORDER BY seq LIMIT $3"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(self.generation)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&mut *self.conn)
-            .await?;
-        rows.iter().map(AuditRow::from_row).collect()
-    }
-
-    async fn prev_hash_after(&mut self, seq: i64) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT prev_hash FROM audit_logs WHERE generation = $1 AND seq > $2 \
-             ORDER BY seq LIMIT 1",
-        )
-        .bind(self.generation)
-        .bind(seq)
-        .fetch_optional(&mut *self.conn)
-        .await
-    }
-
-    async fn seq_of_hash(&mut self, hash: &str) -> Result<Option<i64>, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT seq FROM audit_logs WHERE generation = $1 AND hash = $2 ORDER BY seq LIMIT 1",
-        )
-        .bind(self.generation)
-        .bind(hash)
-        .fetch_optional(&mut *self.conn)
-        .await
-    }
-
-    async fn id_at(&mut self, seq: i64) -> Result<Option<i64>, sqlx::Error> {
-        sqlx::query_scalar("SELECT id FROM audit_logs WHERE generation = $1 AND seq = $2")
-            .bind(self.generation)
-            .bind(seq)
-            .fetch_optional(&mut *self.conn)
-            .await
-    }
-
-    async fn checkpoint(&mut self) -> Result<Option<(i64, i64)>, sqlx::Error> {
-        let checkpoint = sqlx::query(
-            "SELECT tx_id::text::bigint AS tx_id, global_position FROM projection_checkpoints \
-             WHERE name = $1",
-        )
-        .bind(NAME)
-        .fetch_optional(&mut *self.conn)
-        .await?;
-        checkpoint
-            .map(|row| Ok((row.try_get("tx_id")?, row.try_get("global_position")?)))
-            .transpose()
-    }
-
-    async fn first_beyond(
-        &mut self,
-        tx_id: i64,
-        global_position: i64,
-    ) -> Result<Option<(i64, i64)>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT seq, id FROM audit_logs WHERE generation = $1 \
-               AND (tx_id, global_position) > ($2, $3) ORDER BY seq LIMIT 1",
-        )
-        .bind(self.generation)
-        .bind(tx_id)
-        .bind(global_position)
-        .fetch_optional(&mut *self.conn)
-        .await?;
-        row.map(|row| Ok((row.try_get("seq")?, row.try_get("id")?)))
-            .transpose()
-    }
 }
 
 fn problem(seq: i64, id: Option<i64>, kind: ProblemKind, detail: String) -> ChainProblem {

@@ -78,7 +78,7 @@ impl Projector for ModelsProjector {
         let existing = store::load_models(tx, generation, &ids).await?;
         let mut batch = fold::Batch::new(existing.into_iter().map(|row| (row.id, row)).collect());
         let mut versions = fold::PgVersions {
-            conn: &mut **tx,
+            conn: tx,
             generation,
         };
         for event in events {

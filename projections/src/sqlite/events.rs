@@ -2,19 +2,18 @@
 //! writer at a time, so that is commit order and no gate is needed), as [`StoredEvent`]s.
 //!
 //! SQLite has no transaction ids, but the audit log folds a command's events into one row
-//! by their shared `tx_id` (PostgreSQL's appending transaction). Here an event's `tx_id` is
-//! the global position of the first event of its commit: a commit's events are contiguous
-//! and share aggregate, consecutive sequences and the command's metadata (cqrs-es writes the
-//! same metadata on every event of one commit). So `Position` orders exactly like
-//! `global_position`, and the audit rows are those PostgreSQL makes for the same history.
+//! by their shared `tx_id` (PostgreSQL's appending transaction). Here the writer stores the
+//! global position of the first event of each commit as its `tx_id` (see
+//! migrations/sqlite/0001_events.sql), so `Position` orders exactly like `global_position`
+//! and the audit rows are those PostgreSQL makes for the same history.
 
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use crate::event::StoredEvent;
 
-const COLUMNS: &str = "global_position, aggregate_type, aggregate_id, sequence, event_type, \
-     event_version, payload, metadata, recorded_at";
+const COLUMNS: &str = "global_position, tx_id, aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, payload, metadata, recorded_at";
 
 /// The tenant of an event row, as [`crate::relay::tenant_of`] decides it: a rejection
 /// record's payload `tenantId`, else the metadata's `tenant_id` (strings only).
@@ -24,12 +23,11 @@ const TENANT_OF: &str = "COALESCE(\
      CASE WHEN json_type(metadata, '$.tenant_id') = 'text' \
           THEN json_extract(metadata, '$.tenant_id') END)";
 
-/// A row, with `tx_id` = its own global position until [`assign_commits`] runs.
 fn decode(row: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
-    let global_position: i64 = row.try_get("global_position")?;
+    let tx_id: i64 = row.try_get("tx_id")?;
     Ok(StoredEvent {
-        global_position,
-        tx_id: u64::try_from(global_position).unwrap_or(0),
+        global_position: row.try_get("global_position")?,
+        tx_id: u64::try_from(tx_id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         aggregate_type: row.try_get("aggregate_type")?,
         aggregate_id: row.try_get("aggregate_id")?,
         sequence: row.try_get("sequence")?,
@@ -41,15 +39,7 @@ fn decode(row: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
     })
 }
 
-/// Whether `next` (the event right after `prev` in the feed) was written by the same commit.
-fn same_commit(prev: &StoredEvent, next: &StoredEvent) -> bool {
-    prev.aggregate_type == next.aggregate_type
-        && prev.aggregate_id == next.aggregate_id
-        && next.sequence == prev.sequence + 1
-        && prev.metadata == next.metadata
-}
-
-/// Up to `limit` events after global position `after`, in feed order, with commit ids.
+/// Up to `limit` events after global position `after`, in feed order.
 pub(crate) async fn read_after(
     conn: &mut SqliteConnection,
     after: i64,
@@ -63,43 +53,7 @@ pub(crate) async fn read_after(
         .bind(limit.max(1))
         .fetch_all(&mut *conn)
         .await?;
-    let mut events = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-    assign_commits(conn, &mut events).await?;
-    Ok(events)
-}
-
-/// Sets every event's `tx_id` to its commit's first global position. A batch may start in
-/// the middle of a commit, so the first event's commit is traced back (a few rows at most).
-async fn assign_commits(
-    conn: &mut SqliteConnection,
-    events: &mut [StoredEvent],
-) -> Result<(), sqlx::Error> {
-    let Some(first) = events.first() else {
-        return Ok(());
-    };
-    let sql = format!(
-        "SELECT {COLUMNS} FROM events WHERE global_position < ? \
-         ORDER BY global_position DESC LIMIT 1"
-    );
-    let mut current = first.clone();
-    loop {
-        let row = sqlx::query(&sql)
-            .bind(current.global_position)
-            .fetch_optional(&mut *conn)
-            .await?;
-        match row.as_ref().map(decode).transpose()? {
-            Some(prev) if same_commit(&prev, &current) => current = prev,
-            _ => break,
-        }
-    }
-    let mut commit = u64::try_from(current.global_position).unwrap_or(0);
-    for index in 0..events.len() {
-        if index > 0 && !same_commit(&events[index - 1], &events[index]) {
-            commit = u64::try_from(events[index].global_position).unwrap_or(0);
-        }
-        events[index].tx_id = commit;
-    }
-    Ok(())
+    rows.iter().map(decode).collect()
 }
 
 /// Whether an event has this global position.
@@ -126,8 +80,7 @@ pub(crate) async fn count_after(
         .await
 }
 
-/// Up to `limit` of `tenant`'s events after global position `after`, in feed order (their
-/// `tx_id` is left at the global position: envelopes do not carry it).
+/// Up to `limit` of `tenant`'s events after global position `after`, in feed order.
 pub(crate) async fn tenant_page(
     conn: &mut SqliteConnection,
     tenant: &str,

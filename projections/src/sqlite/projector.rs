@@ -209,12 +209,16 @@ impl SqliteProjections {
         checkpoint::save(&mut tx, AUDIT, audit_at.max(last)).await?;
         tx.commit().await?;
 
-        self.inner.advance_models(models_to.global_position);
+        // Healthy again before anyone waiting on the checkpoint looks at the status.
+        self.set_health(|h| h.last_error = None);
+        // The bus before the waiters: once a command has answered, its events are on the
+        // bus, so a subscriber that starts after the answer does not get them as new.
         for event in batch.iter().filter(|e| e.global_position > *published) {
             // No receivers is not an error: nobody is streaming right now.
             let _ = self.inner.bus.send(Envelope::from_stored(event));
         }
         *published = (*published).max(last.global_position);
+        self.inner.advance_models(models_to.global_position);
         Ok(i64::try_from(batch.len()).unwrap_or(i64::MAX))
     }
 
