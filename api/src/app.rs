@@ -28,6 +28,7 @@ pub struct AppState {
     /// Readiness fails when the model projection is further behind than this.
     pub readiness_max_lag: i64,
     pub auth: Authenticator,
+    pub limits: crate::limits::Limits,
     pub metrics: Metrics,
     pub info: Arc<BuildInfo>,
 }
@@ -74,6 +75,7 @@ impl Application {
             Backend::Sqlite(path) => backend::sqlite::start(settings, &path).await?,
         };
         tracing::info!(backend = started.store.kind(), "storage ready");
+        let limits = crate::limits::Limits::new(&settings.limits);
         let state = AppState {
             commands: started.commands,
             store: started.store,
@@ -82,6 +84,7 @@ impl Application {
             ),
             readiness_max_lag: settings.projections.readiness_max_lag,
             metrics: started.metrics,
+            limits: limits.clone(),
             auth: auth.clone(),
             info: Arc::new(BuildInfo {
                 version: env!("CARGO_PKG_VERSION"),
@@ -90,8 +93,19 @@ impl Application {
                 profile: settings.profile.as_str(),
             }),
         };
-        let runners = started.runners;
-        let router = crate::http::router(state, &settings.server);
+        let mut runners = started.runners;
+        // Idle clients' rate-limit buckets are full again: forget them, keep memory bounded.
+        runners.push(move |stop| async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    () = &mut stop => break,
+                    _ = every.tick() => limits.forget_idle(),
+                }
+            }
+        });
+        let router = crate::http::router(state, &settings.server, &settings.limits);
         let tls = match (
             &settings.server.tls_cert_path,
             &settings.server.tls_key_path,

@@ -93,6 +93,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub projections: ProjectionSettings,
     pub nats: NatsSettings,
+    pub limits: crate::limits::LimitSettings,
     /// Where local state lives (the generated development secret).
     pub data_dir: PathBuf,
 }
@@ -241,6 +242,7 @@ impl Settings {
                 replicas: 1,
                 duplicate_window_secs: 300,
             },
+            limits: crate::limits::LimitSettings::default(),
             data_dir: PathBuf::from("data"),
         }
     }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 mod dev_secret;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod read_side;
 pub mod relay;

@@ -45,6 +45,8 @@ impl Server {
             .env("SERVER_PORT", port.to_string())
             .env("APP_SERVER__HOST", "127.0.0.1")
             .env("APP_LOG__LEVEL", "warn")
+            // The benchmark measures the service, not its abuse limits.
+            .env("APP_LIMITS__ENABLED", "false")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

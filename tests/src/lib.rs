@@ -69,6 +69,8 @@ pub struct Options {
     pub tls: Option<(String, String)>,
     /// Relay events to the local NATS under a stream and subject prefix of this test's own.
     pub nats: bool,
+    /// Abuse limits; `None`: the defaults (on).
+    pub limits: Option<api::limits::LimitSettings>,
 }
 
 impl Default for Options {
@@ -78,6 +80,7 @@ impl Default for Options {
             public_key_path: None,
             tls: None,
             nats: false,
+            limits: None,
         }
     }
 }
@@ -202,6 +205,9 @@ impl TestApp {
                 options.body_limit_bytes,
             ))
             .merge(Serialized::default("auth.jwt_secret", SECRET));
+        if let Some(limits) = &options.limits {
+            figment = figment.merge(Serialized::default("limits", limits));
+        }
         if let Some(path) = &options.public_key_path {
             figment = figment.merge(Serialized::default("auth.jwt_public_key_path", path));
         }

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod audit;
 pub mod dto;
 pub mod extract;
+mod guards;
 pub mod health;
 pub mod models;
 pub mod problem;
@@ -25,21 +26,27 @@ use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
 use crate::config::ServerSettings;
+use crate::limits::LimitSettings;
 use extract::BodyLimit;
 use problem::ApiError;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// All routes with their middleware.
-pub fn router(state: AppState, server: &ServerSettings) -> Router {
+pub fn router(state: AppState, server: &ServerSettings, limits: &LimitSettings) -> Router {
+    // Routes that carry editor JSON take the server's body limit; the others far less.
+    let small = |route| guards::with_body_limit(route, limits.small_body_limit_bytes);
     let models = Router::new()
         .route("/", post(models::create).get(queries::list))
         .route("/validate", post(models::validate))
-        .route("/{id}", get(models::get).patch(models::change_metadata))
+        .route(
+            "/{id}",
+            small(get(models::get).patch(models::change_metadata)),
+        )
         .route("/{id}/model", put(models::replace_model_json))
-        .route("/{id}/publish", post(models::publish))
-        .route("/{id}/archive", post(models::archive))
-        .route("/{id}/restore", post(models::restore))
+        .route("/{id}/publish", small(post(models::publish)))
+        .route("/{id}/archive", small(post(models::archive)))
+        .route("/{id}/restore", small(post(models::restore)))
         .route("/{id}/events", get(models::events))
         .route("/{id}/versions", get(queries::versions))
         .route("/{id}/versions/{version}", get(queries::version));
@@ -99,4 +106,8 @@ pub fn router(state: AppState, server: &ServerSettings) -> Router {
         ]))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::from_fn_with_state(
+            limits.max_header_bytes,
+            guards::limit_headers,
+        ))
 }

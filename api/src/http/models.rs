@@ -288,6 +288,10 @@ async fn execute(
     expected_revision: Option<u64>,
     action: ModelAction,
 ) -> Result<Fresh<ModelResponse>, ApiError> {
+    state
+        .limits
+        .check_command(&caller.tenant_id, &caller.user_id)
+        .map_err(ApiError::from)?;
     let command = ProcessModelCommand {
         tenant_id: TenantId::new(caller.tenant_id.clone()),
         expected_revision,
@@ -389,6 +393,16 @@ async fn audited<T>(
                 reason: error.slug().to_owned(),
             })
             .inc();
+        // A flood of bad or throttled requests must not fill the event store: throttled
+        // commands are never recorded, other refusals up to a per-client rate.
+        if matches!(error, ApiError::TooManyRequests { .. })
+            || !state
+                .limits
+                .record_rejection(&caller.tenant_id, &caller.user_id)
+        {
+            state.metrics.commands_rejected_unrecorded.inc();
+            return Err(error);
+        }
         let rejection = Rejection {
             tenant_id: Some(caller.tenant_id.clone()),
             command: command.to_owned(),

@@ -41,6 +41,14 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A rate limit or concurrency cap; the client may retry after `retry_after_secs`.
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u64,
+    },
+    #[error("the request's header fields exceed {limit} bytes")]
+    HeaderFieldsTooLarge { limit: usize },
     #[error("service unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("internal error")]
@@ -74,6 +82,8 @@ impl ApiError {
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::InvalidModel { .. } | Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::HeaderFieldsTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -94,6 +104,8 @@ impl ApiError {
             Self::InvalidModel { .. } => "invalid-model",
             Self::Unprocessable(_) => "unprocessable",
             Self::MethodNotAllowed => "method-not-allowed",
+            Self::TooManyRequests { .. } => "too-many-requests",
+            Self::HeaderFieldsTooLarge { .. } => "header-fields-too-large",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -146,6 +158,14 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Self::TooManyRequests {
+            retry_after_secs, ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -175,6 +195,18 @@ impl From<commands::CommandError> for ApiError {
             e @ E::Contention { .. } => Self::Conflict(format!("{e}; please retry")),
             E::Unavailable(cause) => Self::Unavailable(cause),
             E::Store(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<crate::limits::Refused> for ApiError {
+    fn from(refused: crate::limits::Refused) -> Self {
+        // Whole seconds, rounded up: `Retry-After: 0` would invite an immediate retry.
+        let retry_after_secs =
+            refused.retry_after.as_secs() + u64::from(refused.retry_after.subsec_nanos() > 0);
+        Self::TooManyRequests {
+            detail: refused.detail,
+            retry_after_secs: retry_after_secs.max(1),
         }
     }
 }

@@ -49,6 +49,11 @@ pub async fn stream(
         ),
         None => params.last_event_id,
     };
+    // Held by the response stream: the slot is freed when the client goes away.
+    let slot = state
+        .limits
+        .open_stream(&caller.tenant_id)
+        .map_err(ApiError::from)?;
     let events = state
         .store
         .live_events(&caller.tenant_id, last_event_id)
@@ -77,7 +82,8 @@ pub async fn stream(
             };
             std::future::ready(keep)
         })
-        .map(|item| -> Result<Event, Infallible> {
+        .map(move |item| -> Result<Event, Infallible> {
+            let _slot = &slot;
             Ok(match item {
                 Ok(envelope) => Event::default()
                     .id(envelope.global_position.to_string())

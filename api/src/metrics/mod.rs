@@ -24,6 +24,9 @@ pub struct Metrics {
     pub eventstore_appends: Counter,
     /// Commands refused, by reason (sum over replicas).
     pub commands_rejected: prometheus_client::metrics::family::Family<RejectionLabels, Counter>,
+    /// Refused commands not recorded in the audit log because their client exceeded the
+    /// rejection-record rate limit.
+    pub commands_rejected_unrecorded: Counter,
     /// Committed events each projection has not applied yet (the same on every replica:
     /// take the max across replicas, not the sum). Refreshed on every scrape.
     pub projection_lag: prometheus_client::metrics::family::Family<ProjectionLabels, Gauge>,
@@ -55,6 +58,12 @@ impl Metrics {
             "Commands refused, by reason, on this replica",
             commands_rejected.clone(),
         );
+        let commands_rejected_unrecorded = Counter::default();
+        registry.register(
+            "commands_rejected_unrecorded",
+            "Refused commands left out of the audit log by the rejection-record rate limit",
+            commands_rejected_unrecorded.clone(),
+        );
         let projection_lag = prometheus_client::metrics::family::Family::default();
         registry.register(
             "projection_lag_events",
@@ -68,6 +77,7 @@ impl Metrics {
             http,
             eventstore_appends,
             commands_rejected,
+            commands_rejected_unrecorded,
             projection_lag,
         }
     }

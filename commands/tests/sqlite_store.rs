@@ -1,0 +1,151 @@
+//! The write side on the embedded SQLite store: commits, commit ids, optimistic
+//! concurrency, and the command service's retries on top of them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Utc;
+use commands::sqlite::{open, EmbeddedStore, SqliteEventRepository, MIGRATOR};
+use commands::{CommandError, CommandMetadata, CommandService};
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
+use domain::process_model::CreateModel;
+use domain::{
+    ModelAction, ModelId, ModelKey, ModelName, ProcessModel, ProcessModelCommand,
+    ProcessModelError, TenantId,
+};
+use serde_json::json;
+
+struct Scratch {
+    dir: PathBuf,
+    store: EmbeddedStore,
+}
+
+impl Scratch {
+    async fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("fui-commands-{}", uuid::Uuid::new_v4()));
+        let store = open(&dir.join("flowable-ui.db"), 8).await.expect("open");
+        MIGRATOR.run(store.pool()).await.expect("migrate");
+        Self { dir, store }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn event(id: &str, sequence: usize) -> SerializedEvent {
+    SerializedEvent::new(
+        id.to_owned(),
+        sequence,
+        "ProcessModel".to_owned(),
+        "MetadataChanged".to_owned(),
+        "1.0".to_owned(),
+        json!({"MetadataChanged": {"name": format!("n{sequence}")}}),
+        json!({"user_id": "alice"}),
+    )
+}
+
+async fn commits(scratch: &Scratch) -> Vec<(i64, i64)> {
+    sqlx::query_as("SELECT global_position, tx_id FROM events ORDER BY global_position")
+        .fetch_all(scratch.store.pool())
+        .await
+        .expect("rows")
+}
+
+#[tokio::test]
+async fn a_commits_events_share_the_commit_id_of_its_first_position() {
+    let scratch = Scratch::new().await;
+    let repo = SqliteEventRepository::new(scratch.store.pool().clone());
+    repo.persist::<ProcessModel>(&[event("a", 1), event("a", 2), event("a", 3)], None)
+        .await
+        .expect("first commit");
+    repo.persist::<ProcessModel>(&[event("b", 1)], None)
+        .await
+        .expect("second commit");
+    repo.persist::<ProcessModel>(&[event("a", 4), event("a", 5)], None)
+        .await
+        .expect("third commit");
+    assert_eq!(
+        commits(&scratch).await,
+        vec![(1, 1), (2, 1), (3, 1), (4, 4), (5, 5), (6, 5)]
+    );
+    let loaded = repo.get_events::<ProcessModel>("a").await.expect("load");
+    let sequences: Vec<usize> = loaded.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, vec![1, 2, 3, 4, 5]);
+    let tail = repo
+        .get_last_events::<ProcessModel>("a", 3)
+        .await
+        .expect("tail");
+    assert_eq!(tail.len(), 2);
+}
+
+#[tokio::test]
+async fn a_second_writer_of_a_sequence_conflicts_and_writes_nothing() {
+    let scratch = Scratch::new().await;
+    let repo = SqliteEventRepository::new(scratch.store.pool().clone());
+    repo.persist::<ProcessModel>(&[event("a", 1)], None)
+        .await
+        .expect("first");
+    let error = repo
+        .persist::<ProcessModel>(&[event("a", 2), event("a", 1)], None)
+        .await
+        .expect_err("sequence 1 is taken");
+    assert!(
+        matches!(error, PersistenceError::OptimisticLockError),
+        "{error:?}"
+    );
+    assert_eq!(
+        commits(&scratch).await,
+        vec![(1, 1)],
+        "the whole commit rolled back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_of_one_key_yield_one_model() {
+    let scratch = Scratch::new().await;
+    let service = Arc::new(CommandService::sqlite(scratch.store.pool().clone()));
+    let tenant = TenantId::new("acme");
+    let key = ModelKey::parse("order").expect("key");
+    let id = ModelId::for_key(&tenant, &key);
+    let metadata = CommandMetadata {
+        user_id: "alice".into(),
+        tenant_id: "acme".into(),
+        client_ip: None,
+        user_agent: None,
+        correlation_id: "req-1".into(),
+        time: Utc::now(),
+    };
+    let attempts = (0..8).map(|_| {
+        let service = service.clone();
+        let command = ProcessModelCommand {
+            tenant_id: tenant.clone(),
+            expected_revision: None,
+            action: ModelAction::Create(CreateModel {
+                key: key.clone(),
+                name: ModelName::parse("Order").expect("name"),
+                category: None,
+                description: None,
+                model_json: None,
+            }),
+        };
+        let metadata = metadata.clone();
+        tokio::spawn(async move { service.execute(id, command, &metadata).await })
+    });
+    let mut outcomes: HashMap<&str, usize> = HashMap::new();
+    for attempt in futures::future::join_all(attempts).await {
+        let outcome = match attempt.expect("task") {
+            Ok(_) => "created",
+            Err(CommandError::Rejected(ProcessModelError::KeyTaken { .. })) => "key-taken",
+            Err(other) => panic!("unexpected outcome: {other:?}"),
+        };
+        *outcomes.entry(outcome).or_default() += 1;
+    }
+    assert_eq!(outcomes.get("created"), Some(&1), "{outcomes:?}");
+    assert_eq!(outcomes.get("key-taken"), Some(&7), "{outcomes:?}");
+    let history = service.history(id).await.expect("history");
+    assert_eq!(history.len(), 1);
+}
