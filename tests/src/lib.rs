@@ -71,6 +71,8 @@ pub struct Options {
     pub nats: bool,
     /// Abuse limits; `None`: the defaults (on).
     pub limits: Option<api::limits::LimitSettings>,
+    /// Any other settings, by dotted key (e.g. `auth.audience`).
+    pub settings: Vec<(&'static str, Value)>,
 }
 
 impl Default for Options {
@@ -81,6 +83,7 @@ impl Default for Options {
             tls: None,
             nats: false,
             limits: None,
+            settings: Vec::new(),
         }
     }
 }
@@ -205,6 +208,9 @@ impl TestApp {
                 options.body_limit_bytes,
             ))
             .merge(Serialized::default("auth.jwt_secret", SECRET));
+        for (key, value) in &options.settings {
+            figment = figment.merge(Serialized::default(key, value));
+        }
         if let Some(limits) = &options.limits {
             figment = figment.merge(Serialized::default("limits", limits));
         }

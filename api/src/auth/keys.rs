@@ -12,7 +12,7 @@ use jsonwebtoken::{
     decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
 };
 
-use super::Claims;
+use super::{Audience, Claims};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -88,15 +88,24 @@ impl Authenticator {
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.inner.leeway;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // A configured issuer or audience must be present, not only right when present:
+        // jsonwebtoken checks `iss`/`aud` only if they are among the required claims.
+        let mut required = vec!["exp", "sub"];
         match &self.inner.issuer {
-            Some(issuer) => validation.set_issuer(&[issuer]),
+            Some(issuer) => {
+                validation.set_issuer(&[issuer]);
+                required.push("iss");
+            }
             None => validation.iss = None,
         }
         match &self.inner.audience {
-            Some(audience) => validation.set_audience(&[audience]),
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
         let claims = decode::<Claims>(token, key, &validation)
             .map_err(|e| classify(e.kind()))?
             .claims;
@@ -130,7 +139,7 @@ impl Authenticator {
             iat: Some(now),
             nbf: None,
             iss: self.inner.issuer.clone(),
-            aud: self.inner.audience.clone(),
+            aud: self.inner.audience.clone().map(Audience::One),
         };
         encode(&Header::new(Algorithm::HS256), &claims, key).map_err(|_| AuthError::Invalid)
     }
@@ -144,6 +153,9 @@ fn classify(kind: &jsonwebtoken::errors::ErrorKind) -> AuthError {
         K::InvalidSignature => AuthError::BadSignature,
         K::InvalidIssuer | K::InvalidAudience => AuthError::WrongIssuerOrAudience,
         K::MissingRequiredClaim(claim) if claim == "exp" => AuthError::MissingClaim("exp"),
+        K::MissingRequiredClaim(claim) if claim == "iss" || claim == "aud" => {
+            AuthError::WrongIssuerOrAudience
+        }
         K::MissingRequiredClaim(_) => AuthError::MissingClaim("sub"),
         K::InvalidToken | K::Base64(_) | K::Json(_) | K::Utf8(_) => AuthError::Malformed,
         K::InvalidAlgorithm => AuthError::BadSignature,

@@ -3,5 +3,5 @@
 mod claims;
 mod keys;
 
-pub use claims::{Caller, Claims, Privilege};
+pub use claims::{Audience, Caller, Claims, Privilege};
 pub use keys::{AuthError, Authenticator};
