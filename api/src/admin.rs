@@ -42,6 +42,8 @@ pub struct ProjectionStatus {
     pub checkpoint: Option<Position>,
     /// Committed events after the checkpoint.
     pub lag: i64,
+    /// Age in seconds of the oldest of them (`None` when caught up).
+    pub lag_seconds: Option<f64>,
     /// This replica's runner: RUNNING, STANDBY (another replica holds the lock), FAILING, IDLE;
     /// `null` when this process runs no such consumer (the CLI).
     pub state: Option<String>,
@@ -157,7 +159,7 @@ pub async fn status(
             .iter()
             .find(|c| c.name == name)
             .map(|c| c.position);
-        let lag = feed::count_after(pool, position.unwrap_or(Position::START))
+        let (lag, lag_seconds) = feed::lag_after(pool, position.unwrap_or(Position::START))
             .await
             .map_err(feed_error)?;
         let state = handles
@@ -173,6 +175,7 @@ pub async fn status(
             name,
             checkpoint: position,
             lag,
+            lag_seconds,
             state,
             generation,
         });

@@ -109,6 +109,23 @@ pub async fn count_after<'e>(
     Ok(count)
 }
 
+/// How far a consumer at `after` is behind: the committed events after it, and the age in
+/// seconds (by the database's clock) of the oldest of them (`None` when caught up).
+pub async fn lag_after<'e>(
+    executor: impl PgExecutor<'e>,
+    after: Position,
+) -> Result<(i64, Option<f64>), FeedError> {
+    let lag = sqlx::query_as(
+        "SELECT count(*), EXTRACT(EPOCH FROM now() - min(recorded_at))::float8 FROM events
+          WHERE (tx_id, global_position) > ($1::text::xid8, $2)",
+    )
+    .bind(after.tx_id_text())
+    .bind(after.global_position)
+    .fetch_one(executor)
+    .await?;
+    Ok(lag)
+}
+
 /// The end of the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {

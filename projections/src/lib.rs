@@ -6,6 +6,7 @@ pub mod audit;
 pub mod checkpoint;
 mod error;
 mod event;
+pub mod event_counts;
 pub mod feed;
 pub mod generation;
 mod listener;

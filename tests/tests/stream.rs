@@ -124,6 +124,27 @@ async fn resume_across_the_backlog_and_live_seam_loses_and_repeats_nothing(backe
         assert_eq!(kind, "ModelCreated");
         assert_eq!(data["tenantId"], "acme");
     }
+    // Every event was fanned out once: the domain metrics count it by type and tenant.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = app
+            .client
+            .get(format!("{}/actuator/prometheus", app.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let counted = metrics.contains(r#"events_total{type="ModelCreated",tenant="acme"} 10"#)
+            && metrics.contains(r#"events_total{type="ModelCreated",tenant="globex"} 1"#);
+        if counted {
+            assert!(metrics.contains("projection_lag_seconds{"), "{metrics}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "events not counted: {metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn the_stream_refuses_unknown_positions(backend: Backend) {

@@ -70,6 +70,7 @@ pub async fn start(settings: &Settings, url: &str) -> anyhow::Result<Started> {
     let metrics = Metrics::new(pool.clone());
     if let Some(relay) = &relay {
         metrics.register_relay(relay.relay.status_handle());
+        metrics.register_event_counts(relay.relay.status_handle().event_counts());
     }
     let (read, runners) = read_side::build(&pool, &settings.projections, relay);
     Ok(Started {

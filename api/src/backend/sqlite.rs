@@ -69,6 +69,8 @@ pub async fn start(settings: &Settings, path: &Path) -> anyhow::Result<Started> 
         );
     }
     let pool = store.pool().clone();
+    let metrics = Metrics::new(pool.clone());
+    metrics.register_event_counts(projections.event_counts());
     let mut runners = Runners::default();
     let runner = projections.clone();
     runners.push(move |stop| async move { runner.run(stop).await });
@@ -84,7 +86,7 @@ pub async fn start(settings: &Settings, path: &Path) -> anyhow::Result<Started> 
             _store: store,
         }),
         runners,
-        metrics: Metrics::new(pool),
+        metrics,
     })
 }
 
@@ -264,6 +266,7 @@ pub async fn statuses(
             name: consumer.name.to_owned(),
             checkpoint: Some(consumer.checkpoint),
             lag: consumer.lag,
+            lag_seconds: consumer.lag_seconds,
             state: Some(format!("{:?}", consumer.state).to_uppercase()),
             // SQLite keeps one generation of each read model.
             generation: None,

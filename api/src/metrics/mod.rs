@@ -1,11 +1,13 @@
 //! Prometheus metrics (prometheus-client), served at `/actuator/prometheus` under the names
 //! the Grafana dashboard in `deploy/grafana/` queries.
 
+mod events;
 mod http;
 mod process;
 mod relay;
 mod store;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::text::encode;
@@ -30,6 +32,10 @@ pub struct Metrics {
     /// Committed events each projection has not applied yet (the same on every replica:
     /// take the max across replicas, not the sum). Refreshed on every scrape.
     pub projection_lag: prometheus_client::metrics::family::Family<ProjectionLabels, Gauge>,
+    /// Age of the oldest event a projection has not applied (0 when caught up); the NATS
+    /// relay is the projection `nats_relay`, so this is also the relay's lag in seconds.
+    pub projection_lag_seconds:
+        prometheus_client::metrics::family::Family<ProjectionLabels, Gauge<f64, AtomicU64>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
@@ -70,6 +76,12 @@ impl Metrics {
             "Committed events a projection has not applied yet",
             projection_lag.clone(),
         );
+        let projection_lag_seconds = prometheus_client::metrics::family::Family::default();
+        registry.register(
+            "projection_lag_seconds",
+            "Age of the oldest committed event a projection has not applied yet",
+            projection_lag_seconds.clone(),
+        );
         registry.register_collector(Box::new(process::ProcessCollector::new()));
         registry.register_collector(Box::new(store::PoolCollector::new(pool)));
         Self {
@@ -79,7 +91,15 @@ impl Metrics {
             commands_rejected,
             commands_rejected_unrecorded,
             projection_lag,
+            projection_lag_seconds,
         }
+    }
+
+    /// Exports `events_total{type,tenant}` from the counts of whatever fans events out.
+    pub fn register_event_counts(&self, counts: projections::event_counts::EventCounts) {
+        self.with_registry(|registry| {
+            registry.register_collector(Box::new(events::EventsCollector::new(counts)));
+        });
     }
 
     /// Exports the relay's counters (`relay_published_total`, ...).
@@ -103,11 +123,13 @@ impl Metrics {
         match store.projections().await {
             Ok(statuses) => {
                 for status in statuses {
-                    self.projection_lag
-                        .get_or_create(&ProjectionLabels {
-                            projection: status.name,
-                        })
-                        .set(status.lag);
+                    let labels = ProjectionLabels {
+                        projection: status.name,
+                    };
+                    self.projection_lag_seconds
+                        .get_or_create(&labels)
+                        .set(status.lag_seconds.unwrap_or(0.0));
+                    self.projection_lag.get_or_create(&labels).set(status.lag);
                 }
             }
             Err(error) => tracing::warn!(%error, "projection lag unknown"),

@@ -205,12 +205,13 @@ impl NatsRelay {
             limit => limit,
         };
         let window = settings.max_outstanding_acks.max(1);
-        let mut in_flight: VecDeque<(i64, PublishAckFuture)> = VecDeque::with_capacity(window);
+        let mut in_flight: VecDeque<(&StoredEvent, PublishAckFuture)> =
+            VecDeque::with_capacity(window);
         let mut previous: Option<i64> = None;
         for event in events {
             if in_flight.len() >= window {
-                if let Some((position, ack)) = in_flight.pop_front() {
-                    self.settle(position, ack).await?;
+                if let Some((sent, ack)) = in_flight.pop_front() {
+                    self.settle(sent, ack).await?;
                 }
             }
             let message = Outgoing::build(event, &settings.subject_prefix, max_payload).map_err(
@@ -245,16 +246,17 @@ impl NatsRelay {
                     global_position: event.global_position,
                     source,
                 })?;
-            in_flight.push_back((event.global_position, ack));
+            in_flight.push_back((event, ack));
             previous = Some(event.global_position);
         }
-        while let Some((position, ack)) = in_flight.pop_front() {
-            self.settle(position, ack).await?;
+        while let Some((sent, ack)) = in_flight.pop_front() {
+            self.settle(sent, ack).await?;
         }
         Ok(())
     }
 
-    async fn settle(&self, global_position: i64, ack: PublishAckFuture) -> Result<(), RelayError> {
+    async fn settle(&self, event: &StoredEvent, ack: PublishAckFuture) -> Result<(), RelayError> {
+        let global_position = event.global_position;
         let ack = ack.await.map_err(|source| RelayError::Publish {
             global_position,
             source,
@@ -264,6 +266,7 @@ impl NatsRelay {
             shared.duplicates.fetch_add(1, Ordering::Relaxed);
         } else {
             shared.published.fetch_add(1, Ordering::Relaxed);
+            shared.events.record(event);
         }
         shared
             .last_published

@@ -1,5 +1,6 @@
 //! The relay's health and counters, shared with the API (readiness, Prometheus).
 
+use crate::event_counts::EventCounts;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) payloads_omitted: AtomicU64,
     /// `-1` before the first acknowledgement.
     pub(crate) last_published: AtomicI64,
+    /// Events JetStream stored, by type and tenant.
+    pub(crate) events: EventCounts,
     health: Mutex<Health>,
 }
 
@@ -85,6 +88,7 @@ impl Shared {
             refused_unavailable: AtomicU64::new(0),
             payloads_omitted: AtomicU64::new(0),
             last_published: AtomicI64::new(-1),
+            events: EventCounts::default(),
             health: Mutex::new(Health {
                 state: RelayState::Connecting,
                 since: Utc::now(),
@@ -169,6 +173,11 @@ impl RelayStatusHandle {
     /// The current status.
     pub fn status(&self) -> RelayStatus {
         self.shared.snapshot()
+    }
+
+    /// Events JetStream stored, by type and tenant.
+    pub fn event_counts(&self) -> EventCounts {
+        self.shared.events.clone()
     }
 
     /// Whether the relay can publish now (for readiness: `false` while degraded).

@@ -69,6 +69,21 @@ pub(crate) async fn exists(
     Ok(found.is_some())
 }
 
+/// How many events come after global position `after`, and the age in seconds of the
+/// oldest of them (`None` when there are none).
+pub(crate) async fn lag_after(
+    conn: &mut SqliteConnection,
+    after: i64,
+) -> Result<(i64, Option<f64>), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*), (julianday('now') - julianday(min(recorded_at))) * 86400.0
+           FROM events WHERE global_position > ?",
+    )
+    .bind(after)
+    .fetch_one(conn)
+    .await
+}
+
 /// How many events come after global position `after`.
 pub(crate) async fn count_after(
     conn: &mut SqliteConnection,

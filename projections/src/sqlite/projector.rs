@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, watch, Notify};
 use super::{audit_store, checkpoint, events, model_store};
 use crate::error::{chain, ProjectionError};
 use crate::event::StoredEvent;
+use crate::event_counts::EventCounts;
 use crate::position::Position;
 use crate::relay::Envelope;
 use crate::runner::RunnerState;
@@ -48,7 +49,7 @@ impl Default for SqliteConfig {
 }
 
 /// One consumer as the admin endpoint shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerStatus {
     pub name: &'static str,
@@ -56,6 +57,8 @@ pub struct ConsumerStatus {
     pub checkpoint: Position,
     /// Events stored after the checkpoint.
     pub lag: i64,
+    /// Age in seconds of the oldest of them (`None` when caught up).
+    pub lag_seconds: Option<f64>,
     /// Both consumers run in one loop and one transaction per batch, so they share it.
     pub state: RunnerState,
     pub last_error: Option<String>,
@@ -80,6 +83,8 @@ pub(super) struct Inner {
     pub(super) config: SqliteConfig,
     wake: Arc<Notify>,
     pub(super) bus: broadcast::Sender<Envelope>,
+    /// Events put on the bus, by type and tenant (`events_total`).
+    events: EventCounts,
     /// The models checkpoint's global position, for [`SqliteProjections::wait_for`].
     pub(super) models_at: watch::Sender<i64>,
     health: Mutex<Health>,
@@ -118,6 +123,7 @@ impl SqliteProjections {
             config,
             wake: Arc::new(Notify::new()),
             bus,
+            events: EventCounts::default(),
             models_at: watch::Sender::new(models.global_position),
             health: Mutex::new(Health::default()),
             writer: tokio::sync::Mutex::new(published),
@@ -126,6 +132,11 @@ impl SqliteProjections {
         Ok(Self {
             inner: Arc::new(inner),
         })
+    }
+
+    /// Events put on the bus since start, by type and tenant.
+    pub fn event_counts(&self) -> EventCounts {
+        self.inner.events.clone()
     }
 
     /// The pool the read side uses.
@@ -216,6 +227,7 @@ impl SqliteProjections {
         for event in batch.iter().filter(|e| e.global_position > *published) {
             // No receivers is not an error: nobody is streaming right now.
             let _ = self.inner.bus.send(Envelope::from_stored(event));
+            self.inner.events.record(event);
         }
         *published = (*published).max(last.global_position);
         self.inner.advance_models(models_to.global_position);
@@ -261,10 +273,13 @@ impl SqliteProjections {
         let mut statuses = Vec::with_capacity(2);
         for name in [MODELS, AUDIT] {
             let checkpoint = checkpoint::load(&mut conn, name).await?;
+            let (lag, lag_seconds) =
+                events::lag_after(&mut conn, checkpoint.global_position).await?;
             statuses.push(ConsumerStatus {
                 name,
                 checkpoint,
-                lag: events::count_after(&mut conn, checkpoint.global_position).await?,
+                lag,
+                lag_seconds,
                 state,
                 last_error: health.last_error.clone(),
             });
