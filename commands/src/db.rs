@@ -31,6 +31,10 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool, sqlx:
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
+        // No ping before every acquire (sqlx's default): it cost a round trip per query,
+        // several per command. A broken connection still fails its query, is dropped, and
+        // the pool opens a new one.
+        .test_before_acquire(false)
         .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
         .await
 }

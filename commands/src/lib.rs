@@ -9,6 +9,7 @@ pub mod history;
 pub mod metadata;
 pub mod postgres;
 pub mod service;
+pub mod snapshot;
 pub mod sqlite;
 pub mod store;
 pub mod upcast;

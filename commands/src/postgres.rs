@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 
 use crate::history::{HistoryEvent, StorePosition};
-use crate::store::StoreReads;
+use crate::store::{Snapshot, StoreReads};
 
 /// [`StoreReads`] over PostgreSQL; positions are `(tx_id, global_position)`.
 #[derive(Debug, Clone)]
@@ -61,5 +61,50 @@ impl StoreReads for PgReads {
                 global_position,
             })
         }))
+    }
+
+    async fn load_snapshot(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Option<Snapshot>, sqlx::Error> {
+        let row: Option<(i64, String, serde_json::Value)> = sqlx::query_as(
+            "SELECT sequence, schema, payload FROM aggregate_snapshots
+              WHERE aggregate_type = $1 AND aggregate_id = $2",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(sequence, schema, payload)| Snapshot {
+            sequence,
+            schema,
+            payload,
+        }))
+    }
+
+    async fn save_snapshot(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        snapshot: &Snapshot,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, sequence, schema, payload)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+                SET sequence = excluded.sequence, schema = excluded.schema,
+                    payload = excluded.payload, updated_at = now()
+              WHERE aggregate_snapshots.sequence < excluded.sequence
+                 OR aggregate_snapshots.schema <> excluded.schema",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(snapshot.sequence)
+        .bind(&snapshot.schema)
+        .bind(&snapshot.payload)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore};
-use cqrs_es::{Aggregate, EventEnvelope, EventStore};
+use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
 use domain::{
-    CommandRejected, CommandRejection, ModelId, ProcessModel, ProcessModelCommand, RecordRejection,
+    CommandRejected, CommandRejection, ModelId, ProcessModel, ProcessModelCommand,
+    ProcessModelError, RecordRejection,
 };
 use postgres_es::PostgresEventRepository;
 use rand::Rng;
@@ -16,6 +17,7 @@ use crate::error::CommandError;
 use crate::history::{HistoryEvent, StorePosition};
 use crate::metadata::CommandMetadata;
 use crate::postgres::PgReads;
+use crate::snapshot;
 use crate::sqlite::{SqliteEventRepository, SqliteReads};
 use crate::store::StoreReads;
 
@@ -66,6 +68,8 @@ pub trait Commands: Send + Sync + 'static {
 /// `reads`: the store's own columns).
 pub struct CommandService<R: PersistedEventRepository> {
     reads: Box<dyn StoreReads>,
+    /// Reads the events after a snapshot (cqrs-es's store loads whole streams).
+    tail: R,
     models: PersistedEventStore<R, ProcessModel>,
     rejections: PersistedEventStore<R, CommandRejection>,
     max_attempts: u32,
@@ -75,6 +79,7 @@ impl CommandService<PostgresEventRepository> {
     /// The write side on PostgreSQL (postgres-es).
     pub fn postgres(pool: PgPool) -> Self {
         Self::new(
+            PostgresEventRepository::new(pool.clone()),
             PostgresEventRepository::new(pool.clone()),
             PostgresEventRepository::new(pool.clone()),
             PgReads::new(pool),
@@ -88,14 +93,16 @@ impl CommandService<SqliteEventRepository> {
         Self::new(
             SqliteEventRepository::new(pool.clone()),
             SqliteEventRepository::new(pool.clone()),
+            SqliteEventRepository::new(pool.clone()),
             SqliteReads::new(pool),
         )
     }
 }
 
 impl<R: PersistedEventRepository + 'static> CommandService<R> {
-    fn new(models: R, rejections: R, reads: impl StoreReads) -> Self {
+    fn new(models: R, rejections: R, tail: R, reads: impl StoreReads) -> Self {
         Self {
+            tail,
             models: PersistedEventStore::new_event_store(models)
                 .with_upcasters(vec![Box::new(crate::upcast::ModelEventUpcaster)]),
             rejections: PersistedEventStore::new_event_store(rejections),
@@ -117,7 +124,10 @@ impl<R: PersistedEventRepository + 'static> CommandService<R> {
         let stream = id.to_string();
         let metadata = metadata.to_map(command.action.name());
         for attempt in 1..=self.max_attempts {
-            let mut context = self.models.load_aggregate(&stream).await.map_err(|e| {
+            let snapshot::Loaded {
+                mut context,
+                snapshot_sequence,
+            } = self.load_context(&stream).await.map_err(|e| {
                 CommandError::from_aggregate(e)
                     .unwrap_or(CommandError::Contention { attempts: attempt })
             })?;
@@ -137,7 +147,12 @@ impl<R: PersistedEventRepository + 'static> CommandService<R> {
             }
             match self.models.commit(events, context, metadata.clone()).await {
                 Ok(events) => {
-                    let last = events.last().map_or(0, |e| e.sequence) as i64;
+                    // `model` is the state after the events: the sink applied them.
+                    let sequence = events.last().map_or(0, |e| e.sequence);
+                    if snapshot::due(sequence, snapshot_sequence) {
+                        snapshot::save(self.reads.as_ref(), &stream, sequence, &model).await;
+                    }
+                    let last = sequence as i64;
                     let position = self
                         .reads
                         .position_of(ProcessModel::TYPE, &stream, last)
@@ -165,13 +180,27 @@ impl<R: PersistedEventRepository + 'static> CommandService<R> {
     /// The model as the event store has it (`Default` when it does not exist).
     #[tracing::instrument(skip(self), fields(model_id = %id))]
     pub async fn load(&self, id: ModelId) -> Result<ProcessModel, CommandError> {
-        self.models
-            .load_aggregate(&id.to_string())
+        self.load_context(&id.to_string())
             .await
-            .map(|context| context.aggregate)
+            .map(|loaded| loaded.context.aggregate)
             .map_err(|e| {
                 CommandError::from_aggregate(e).unwrap_or(CommandError::Contention { attempts: 1 })
             })
+    }
+
+    /// The stream's state: from its snapshot and the events after it when it has one, else
+    /// by replaying the whole stream.
+    async fn load_context(
+        &self,
+        stream: &str,
+    ) -> Result<snapshot::Loaded, AggregateError<ProcessModelError>> {
+        if let Some(loaded) = snapshot::load(&self.tail, self.reads.as_ref(), stream).await? {
+            return Ok(loaded);
+        }
+        Ok(snapshot::Loaded {
+            context: self.models.load_aggregate(stream).await?,
+            snapshot_sequence: 0,
+        })
     }
 
     /// A model's events with their store positions and times.

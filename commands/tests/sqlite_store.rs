@@ -9,7 +9,7 @@ use chrono::Utc;
 use commands::sqlite::{open, EmbeddedStore, SqliteEventRepository, MIGRATOR};
 use commands::{CommandError, CommandMetadata, CommandService};
 use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
-use domain::process_model::CreateModel;
+use domain::process_model::{ChangeMetadata, CreateModel};
 use domain::{
     ModelAction, ModelId, ModelKey, ModelName, ProcessModel, ProcessModelCommand,
     ProcessModelError, TenantId,
@@ -148,4 +148,105 @@ async fn concurrent_creates_of_one_key_yield_one_model() {
     assert_eq!(outcomes.get("key-taken"), Some(&7), "{outcomes:?}");
     let history = service.history(id).await.expect("history");
     assert_eq!(history.len(), 1);
+}
+
+fn metadata() -> CommandMetadata {
+    CommandMetadata {
+        user_id: "alice".into(),
+        tenant_id: "acme".into(),
+        client_ip: None,
+        user_agent: None,
+        correlation_id: "req".into(),
+        time: Utc::now(),
+    }
+}
+
+fn rename(tenant: &TenantId, n: usize) -> ProcessModelCommand {
+    ProcessModelCommand {
+        tenant_id: tenant.clone(),
+        expected_revision: None,
+        action: ModelAction::ChangeMetadata(ChangeMetadata {
+            name: Some(ModelName::parse(&format!("Name {n}")).expect("name")),
+            ..ChangeMetadata::default()
+        }),
+    }
+}
+
+async fn snapshot_of(scratch: &Scratch, id: ModelId) -> Option<(i64, String)> {
+    sqlx::query_as("SELECT sequence, schema FROM aggregate_snapshots WHERE aggregate_id = ?")
+        .bind(id.to_string())
+        .fetch_optional(scratch.store.pool())
+        .await
+        .expect("snapshot row")
+}
+
+#[tokio::test]
+async fn long_streams_load_from_a_snapshot_to_the_same_state_as_a_replay() {
+    let scratch = Scratch::new().await;
+    let service = CommandService::sqlite(scratch.store.pool().clone());
+    let tenant = TenantId::new("acme");
+    let key = ModelKey::parse("long").expect("key");
+    let id = ModelId::for_key(&tenant, &key);
+    let create = ProcessModelCommand {
+        tenant_id: tenant.clone(),
+        expected_revision: None,
+        action: ModelAction::Create(CreateModel {
+            key,
+            name: ModelName::parse("Long").expect("name"),
+            category: None,
+            description: None,
+            model_json: None,
+        }),
+    };
+    service
+        .execute(id, create, &metadata())
+        .await
+        .expect("create");
+    for n in 1..=249 {
+        let committed = service
+            .execute(id, rename(&tenant, n), &metadata())
+            .await
+            .expect("rename");
+        // The committed model is the state after the command.
+        assert_eq!(committed.model.revision(), n as u64 + 1);
+    }
+    assert_eq!(
+        snapshot_of(&scratch, id).await,
+        Some((200, commands::snapshot::SCHEMA.to_owned())),
+        "written at 100 and 200 events"
+    );
+    let through_snapshot = service.load(id).await.expect("load");
+
+    // The same state by replaying every event: without the snapshot.
+    sqlx::query("DELETE FROM aggregate_snapshots")
+        .execute(scratch.store.pool())
+        .await
+        .expect("drop snapshots");
+    let replayed = service.load(id).await.expect("replay");
+    assert_eq!(through_snapshot, replayed);
+    assert_eq!(replayed.revision(), 250);
+
+    // A snapshot of another schema, or one that no longer decodes, is ignored and replaced.
+    sqlx::query(
+        "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, sequence, schema, payload)
+         VALUES ('ProcessModel', ?, 240, 'ProcessModel/0', '{\"garbage\": true}')",
+    )
+    .bind(id.to_string())
+    .execute(scratch.store.pool())
+    .await
+    .expect("stale snapshot");
+    assert_eq!(service.load(id).await.expect("load"), replayed);
+    service
+        .execute(id, rename(&tenant, 250), &metadata())
+        .await
+        .expect("rename");
+    assert_eq!(
+        snapshot_of(&scratch, id).await,
+        Some((251, commands::snapshot::SCHEMA.to_owned()))
+    );
+    sqlx::query("UPDATE aggregate_snapshots SET payload = '{\"revision\": \"x\"}'")
+        .execute(scratch.store.pool())
+        .await
+        .expect("corrupt snapshot");
+    assert_eq!(service.load(id).await.expect("load").revision(), 251);
 }

@@ -28,6 +28,8 @@ pub trait Rebuildable: Send + Sync {
     fn projector_for(&self, generation: i64) -> Box<dyn Projector>;
     /// Deletes one generation's rows.
     async fn clear(&self, conn: &mut PgConnection, generation: i64) -> Result<(), sqlx::Error>;
+    /// Its tables, analyzed after a rebuild.
+    fn tables(&self) -> &'static [&'static str];
 }
 
 /// How far a rebuild has come.
@@ -166,6 +168,11 @@ pub async fn rebuild(
     let mut tx = pool.begin().await?;
     model.clear(&mut tx, active).await?;
     tx.commit().await?;
+    // Fresh statistics for the new rows: until autovacuum gets to them the planner would
+    // scan a whole tenant for a primary-key lookup (docs/performance.md, finding 1).
+    sqlx::query(&format!("ANALYZE {}", model.tables().join(", ")))
+        .execute(pool)
+        .await?;
     let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(key)
         .execute(&mut guard)

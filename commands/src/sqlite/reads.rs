@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::SqlitePool;
 
 use crate::history::{HistoryEvent, StorePosition};
-use crate::store::StoreReads;
+use crate::store::{Snapshot, StoreReads};
 
 /// [`StoreReads`] over the embedded store. Its `global_position` is commit order; `tx_id`
 /// is the commit's first global position.
@@ -58,5 +58,51 @@ impl StoreReads for SqliteReads {
             tx_id,
             global_position,
         }))
+    }
+
+    async fn load_snapshot(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Option<Snapshot>, sqlx::Error> {
+        let row: Option<(i64, String, serde_json::Value)> = sqlx::query_as(
+            "SELECT sequence, schema, payload FROM aggregate_snapshots
+              WHERE aggregate_type = ? AND aggregate_id = ?",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(sequence, schema, payload)| Snapshot {
+            sequence,
+            schema,
+            payload,
+        }))
+    }
+
+    async fn save_snapshot(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        snapshot: &Snapshot,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, sequence, schema, payload)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+                SET sequence = excluded.sequence, schema = excluded.schema,
+                    payload = excluded.payload,
+                    updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+              WHERE aggregate_snapshots.sequence < excluded.sequence
+                 OR aggregate_snapshots.schema <> excluded.schema",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(snapshot.sequence)
+        .bind(&snapshot.schema)
+        .bind(&snapshot.payload)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

@@ -31,4 +31,8 @@ impl Rebuildable for AuditRebuild {
     async fn clear(&self, conn: &mut PgConnection, generation: i64) -> Result<(), sqlx::Error> {
         clear_generation(conn, generation).await.map(|_| ())
     }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["audit_logs"]
+    }
 }

@@ -118,4 +118,8 @@ impl crate::rebuild::Rebuildable for ModelsRebuild {
     ) -> Result<(), sqlx::Error> {
         clear_generation(conn, generation).await
     }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["process_models", "model_versions"]
+    }
 }
