@@ -4,12 +4,12 @@
 # (schema, status code, content type; every documented 4xx is problem+json), and says how to
 # reproduce it.
 #
-#   bash api-fuzz/run.sh                            # 25 cases per operation and phase
+#   bash api-fuzz/run.sh                            # 100 cases per operation and phase
 #   API_FUZZ_EXAMPLES=200 bash api-fuzz/run.sh      # longer
 #   API_FUZZ_SEED=1234 bash api-fuzz/run.sh         # re-run a failing seed
 #
 # Environment (all optional):
-#   API_FUZZ_EXAMPLES  schemathesis --max-examples, per operation (default 25)
+#   API_FUZZ_EXAMPLES  schemathesis --max-examples, per operation (default 100)
 #   API_FUZZ_SEED      schemathesis --seed (default 20251125; printed)
 #   API_FUZZ_CACHE     where the Python venv lives (default ~/.cache/flowable-ui/api-fuzz)
 #   CARGO_TARGET_DIR   where cargo builds the server (default: the workspace's target/)
@@ -27,7 +27,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-EXAMPLES="${API_FUZZ_EXAMPLES:-25}"
+EXAMPLES="${API_FUZZ_EXAMPLES:-100}"
 SEED="${API_FUZZ_SEED:-20251125}"
 CACHE="${API_FUZZ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flowable-ui/api-fuzz}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -100,6 +100,8 @@ token="$(cd "$work" && "${run_env[@]}" "$bin" token --sub fuzz --tenant fuzz \
 # --- fuzz ---------------------------------------------------------------------------------
 log "seed $SEED, at most $EXAMPLES cases per operation and phase, checks $CHECKS"
 status=0
+# From the scratch directory: schemathesis keeps its state in ./.schemathesis.
+cd "$work"
 "$venv/bin/schemathesis" run "$base/api-docs/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks "$CHECKS" \
