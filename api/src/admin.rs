@@ -35,10 +35,12 @@ pub async fn rebuild(
 }
 
 /// One consumer's state, as `GET /api/v1/admin/projections` and `projections status` show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectionStatus {
     pub name: String,
+    /// The last event the consumer has applied; `null` before the first.
+    #[schema(value_type = Option<crate::http::openapi::schemas::PositionDoc>)]
     pub checkpoint: Option<Position>,
     /// Committed events after the checkpoint.
     pub lag: i64,
@@ -52,7 +54,7 @@ pub struct ProjectionStatus {
 }
 
 /// The latest rebuild started by this process.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RebuildStatus {
     pub running: bool,

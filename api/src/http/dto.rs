@@ -5,27 +5,60 @@ use commands::HistoryEvent;
 use domain::process_model::ModelState;
 use domain::{ModelId, ModelStatus, ProcessModel, ProcessModelEvent, ValidationReport};
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::openapi::schemas::{FindingDoc, HistoryEventDoc, ModelStatusDoc};
 
 /// `POST /api/v1/process-models`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateModelRequest {
+    /// The process key: an XML NCName (a letter or `_`, then letters, digits, `_`, `-`,
+    /// `.`), unique in the tenant. Letters beyond ASCII are accepted too; the pattern shows
+    /// the ASCII form.
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = "^[A-Za-z_][A-Za-z0-9_.-]*$",
+        example = "invoiceApproval"
+    )]
     pub key: String,
+    /// Not blank; surrounding white space is trimmed.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "\\S",
+        example = "Invoice approval"
+    )]
     pub name: String,
+    /// Blank means none.
+    #[schema(max_length = 50)]
     pub category: Option<String>,
+    /// Blank means none.
+    #[schema(max_length = 4000)]
     pub description: Option<String>,
+    /// The Flowable editor JSON (a free-form object, at most 5 MiB); an empty canvas when
+    /// left out.
+    #[schema(value_type = Option<Object>)]
     pub model_json: Option<serde_json::Value>,
 }
 
-/// `PATCH /api/v1/process-models/{id}`: absent = unchanged, `null` = cleared.
-#[derive(Debug, Deserialize)]
+/// `PATCH /api/v1/process-models/{id}`: absent = unchanged, `null` = cleared. At least
+/// one field must be given.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChangeMetadataRequest {
+    /// The new name (it cannot be cleared).
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     pub name: Option<Option<String>>,
+    /// The new category; `null` or blank clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 50)]
     pub category: Option<Option<String>>,
+    /// The new description; `null` or blank clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 4000)]
     pub description: Option<Option<String>>,
 }
 
@@ -38,46 +71,65 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// `POST .../{id}/publish`
-#[derive(Debug, Default, Deserialize)]
+/// `POST .../{id}/publish` (the body may be left out).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PublishRequest {
+    /// Kept with the published version; trimmed, at most 4000 characters.
+    #[schema(max_length = 4000)]
     pub comment: Option<String>,
 }
 
-/// `POST .../{id}/restore`
-#[derive(Debug, Default, Deserialize)]
+/// `POST .../{id}/restore` (the body may be left out).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoreRequest {
+    /// The published version whose content to restore; the latest content when left out.
+    #[schema(minimum = 0, maximum = 4294967295_u64)]
     pub version: Option<u32>,
 }
 
 /// `POST /api/v1/process-models/validate`
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidateResponse {
+    /// True when there are no errors (warnings allowed).
     pub valid: bool,
     #[serde(flatten)]
+    #[schema(value_type = ValidationFindings)]
     pub report: ValidationReport,
 }
 
+/// Errors (which block publishing) and warnings (which do not), in a fixed order.
+#[derive(ToSchema)]
+#[allow(dead_code)] // only its schema is used: the report itself comes from `domain`
+pub struct ValidationFindings {
+    errors: Vec<FindingDoc>,
+    warnings: Vec<FindingDoc>,
+}
+
 /// A process model as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelResponse {
+    #[schema(value_type = uuid::Uuid)]
     pub id: ModelId,
     pub key: String,
     pub name: String,
     pub category: Option<String>,
     pub description: Option<String>,
     pub version: u32,
+    #[schema(value_type = ModelStatusDoc)]
     pub status: ModelStatus,
+    /// The Flowable editor JSON.
+    #[schema(value_type = Object)]
     pub model_json: serde_json::Value,
     pub tenant_id: String,
     pub created_by: Option<String>,
     pub created_time: DateTime<Utc>,
     pub updated_by: Option<String>,
     pub updated_time: DateTime<Utc>,
+    /// The stream's revision, also the `ETag`.
     pub revision: u64,
 }
 
@@ -168,15 +220,17 @@ fn parse_status(raw: &str) -> ModelStatus {
 }
 
 /// A model in a list: everything but the editor JSON.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelSummary {
+    #[schema(value_type = uuid::Uuid)]
     pub id: ModelId,
     pub key: String,
     pub name: String,
     pub category: Option<String>,
     pub description: Option<String>,
     pub version: u32,
+    #[schema(value_type = ModelStatusDoc)]
     pub status: ModelStatus,
     pub tenant_id: String,
     pub created_by: Option<String>,
@@ -208,7 +262,7 @@ impl From<projections::models::ModelRow> for ModelSummary {
 }
 
 /// A page of a list: `{data, total, start, sort, order, size}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T> {
     pub data: Vec<T>,
@@ -220,14 +274,17 @@ pub struct Page<T> {
 }
 
 /// A published version.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionResponse {
+    #[schema(value_type = uuid::Uuid)]
     pub model_id: ModelId,
     pub version: u32,
     pub key: String,
     pub name: String,
+    /// The editor JSON as published.
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    #[schema(value_type = Option<Object>)]
     pub model_json: serde_json::Value,
     pub comment: Option<String>,
     pub published_by: Option<String>,
@@ -250,16 +307,67 @@ impl From<projections::models::VersionRow> for VersionResponse {
 }
 
 /// Query parameters of `GET /api/v1/process-models`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Exactly this key.
     pub key: Option<String>,
+    /// Names containing this text (case-insensitive).
     pub name_like: Option<String>,
+    /// Exactly this category.
     pub category: Option<String>,
+    /// `DRAFT`, `PUBLISHED` or `ARCHIVED`.
+    #[param(value_type = Option<ModelStatusDoc>)]
     pub status: Option<String>,
+    /// Models created by this user id.
     pub created_by: Option<String>,
+    /// `name` (default), `key`, `createdTime`, `updatedTime` or `version`.
+    #[param(value_type = Option<SortParam>, inline)]
     pub sort: Option<String>,
+    /// `asc` (default) or `desc`.
+    #[param(value_type = Option<OrderParam>, inline)]
     pub order: Option<String>,
+    /// The first row (0-based); 0 by default.
+    #[param(minimum = 0)]
     pub start: Option<i64>,
+    /// Rows per page, 10 by default.
+    #[param(minimum = 0, maximum = 1000)]
     pub size: Option<i64>,
+}
+
+/// What a list can be sorted by.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)] // only its schema is used: the handler parses the text itself
+pub enum SortParam {
+    Name,
+    Key,
+    CreatedTime,
+    UpdatedTime,
+    Version,
+}
+
+/// Sort direction.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // only its schema is used
+pub enum OrderParam {
+    Asc,
+    Desc,
+}
+
+/// `GET .../{id}/versions`: every published version, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionList {
+    pub data: Vec<VersionResponse>,
+    pub total: usize,
+}
+
+/// `GET .../{id}/events`: the model's stored events, in stream order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    #[schema(value_type = Vec<HistoryEventDoc>)]
+    pub data: Vec<HistoryEvent>,
+    pub total: usize,
 }

@@ -156,7 +156,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     }
 }
 
-/// A JSON body that may be left out entirely (no body → `T::default()`).
+/// A JSON body that may be left out entirely: no body, or a JSON `null`, is `T::default()`.
 pub struct MaybeJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for MaybeJson<T>
@@ -184,9 +184,9 @@ where
                 "expected a body with Content-Type: application/json".into(),
             ));
         }
-        ApiJson::from_request(req, state)
+        ApiJson::<Option<T>>::from_request(req, state)
             .await
-            .map(|ApiJson(v)| Self(v))
+            .map(|ApiJson(v)| Self(v.unwrap_or_default()))
     }
 }
 

@@ -7,15 +7,60 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::auth::Privilege;
 
+/// A health answer, shaped as Spring Boot Actuator's.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // only its schema is used: the handlers build the JSON
+pub struct Health {
+    status: HealthStatus,
+    /// Per component (`db`, `projections`, `nats`): `status` and `details`.
+    #[schema(value_type = Object, required = false)]
+    components: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // only its schema is used
+pub enum HealthStatus {
+    #[serde(rename = "UP")]
+    Up,
+    #[serde(rename = "DOWN")]
+    Down,
+}
+
+/// Liveness
+///
+/// The process serves requests.
+#[utoipa::path(
+    get,
+    path = "/actuator/health/liveness",
+    tag = "actuator",
+    security(()),
+    responses((status = 200, description = "Alive", body = Health)),
+)]
 pub async fn liveness() -> Json<Value> {
     Json(json!({ "status": "UP" }))
 }
 
+/// Readiness
+///
+/// The service can do useful work: the database is reachable with the current schema and the
+/// read model is not too far behind (an unreachable NATS only shows as `DEGRADED`).
+#[utoipa::path(
+    get,
+    path = "/actuator/health/readiness",
+    tag = "actuator",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Not ready", body = Health),
+    ),
+)]
 pub async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let (up, components) = check(&state).await;
     (
@@ -24,6 +69,20 @@ pub async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value
     )
 }
 
+/// Health
+///
+/// Overall health; the components are shown to callers with the `access-admin` privilege
+/// only (the token is optional).
+#[utoipa::path(
+    get,
+    path = "/actuator/health",
+    tag = "actuator",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Up", body = Health),
+        (status = 503, description = "Down", body = Health),
+    ),
+)]
 pub async fn health(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -114,7 +173,17 @@ async fn check_projections(state: &AppState) -> (bool, Value) {
     }
 }
 
-/// The Prometheus text exposition.
+/// Prometheus metrics
+///
+/// The OpenMetrics text exposition: HTTP, command, event-store and projection metrics.
+#[utoipa::path(
+    get,
+    path = "/actuator/prometheus",
+    tag = "actuator",
+    security(()),
+    responses((status = 200, description = "The metrics",
+        content_type = "application/openmetrics-text", body = String)),
+)]
 pub async fn prometheus(State(state): State<AppState>) -> axum::response::Response {
     state.metrics.refresh(state.store.as_ref()).await;
 
@@ -131,7 +200,16 @@ pub async fn prometheus(State(state): State<AppState>) -> axum::response::Respon
     }
 }
 
+/// Build information
+///
 /// Version, commit, build time and profile.
+#[utoipa::path(
+    get,
+    path = "/actuator/info",
+    tag = "actuator",
+    security(()),
+    responses((status = 200, description = "Build information", body = Object)),
+)]
 pub async fn info(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "app": { "name": "flowable-ui" }, "build": &*state.info }))
 }

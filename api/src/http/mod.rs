@@ -7,6 +7,7 @@ pub mod extract;
 mod guards;
 pub mod health;
 pub mod models;
+pub mod openapi;
 pub mod problem;
 pub mod queries;
 pub mod stream;
@@ -14,15 +15,18 @@ pub mod stream;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderName, Request, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderName, Request};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::config::ServerSettings;
@@ -32,41 +36,50 @@ use problem::ApiError;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// All routes with their middleware.
-pub fn router(state: AppState, server: &ServerSettings, limits: &LimitSettings) -> Router {
+/// The API's operations. Each handler's `#[utoipa::path]` gives its path and method to both
+/// the router and the OpenAPI document, so neither can list a route the other lacks. Add
+/// routes here and nowhere else (`tests/tests/openapi.rs` compares the served router with the
+/// served document).
+pub fn api_routes(limits: &LimitSettings) -> OpenApiRouter<AppState> {
     // Routes that carry editor JSON take the server's body limit; the others far less.
-    let small = |route| guards::with_body_limit(route, limits.small_body_limit_bytes);
-    let models = Router::new()
-        .route("/", post(models::create).get(queries::list))
-        .route("/validate", post(models::validate))
-        .route(
-            "/{id}",
-            small(get(models::get).patch(models::change_metadata)),
-        )
-        .route("/{id}/model", put(models::replace_model_json))
-        .route("/{id}/publish", small(post(models::publish)))
-        .route("/{id}/archive", small(post(models::archive)))
-        .route("/{id}/restore", small(post(models::restore)))
-        .route("/{id}/events", get(models::events))
-        .route("/{id}/versions", get(queries::versions))
-        .route("/{id}/versions/{version}", get(queries::version));
-    let actuator = Router::new()
-        .route("/health", get(health::health))
-        .route("/health/liveness", get(health::liveness))
-        .route("/health/readiness", get(health::readiness))
-        .route("/prometheus", get(health::prometheus))
-        .route("/info", get(health::info));
-    let admin = Router::new()
-        .route("/projections", get(admin::projections))
-        .route("/projections/{name}/rebuild", post(admin::rebuild));
-    Router::new()
-        .nest("/api/v1/process-models", models)
-        .nest("/api/v1/admin", admin)
-        .route("/api/v1/audit-logs", get(audit::list))
-        .route("/api/v1/events/stream", get(stream::stream))
-        .nest("/actuator", actuator)
+    let small = |(schemas, paths, route): UtoipaMethodRouter<AppState>| {
+        let route = guards::with_body_limit(route, limits.small_body_limit_bytes);
+        (schemas, paths, route)
+    };
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(models::create, queries::list))
+        .routes(routes!(models::validate))
+        .routes(small(routes!(models::get, models::change_metadata)))
+        .routes(routes!(models::replace_model_json))
+        .routes(small(routes!(models::publish)))
+        .routes(small(routes!(models::archive)))
+        .routes(small(routes!(models::restore)))
+        .routes(routes!(models::events))
+        .routes(routes!(queries::versions))
+        .routes(routes!(queries::version))
+        .routes(routes!(audit::list))
+        .routes(routes!(stream::stream))
+        .routes(routes!(admin::projections))
+        .routes(routes!(admin::rebuild))
+        .routes(routes!(health::health))
+        .routes(routes!(health::liveness))
+        .routes(routes!(health::readiness))
+        .routes(routes!(health::prometheus))
+        .routes(routes!(health::info))
+}
+
+/// Every route the server answers: the API, its document and Swagger UI, and the
+/// problem+json answers for unknown paths and methods. Needs no state, so tests can inspect it.
+pub fn routes(limits: &LimitSettings) -> Router<AppState> {
+    let (api, document) = api_routes(limits).split_for_parts();
+    api.merge(openapi::docs(openapi::finish(document)))
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}
+
+/// All routes with their middleware.
+pub fn router(state: AppState, server: &ServerSettings, limits: &LimitSettings) -> Router {
+    routes(limits)
         .route_layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             crate::metrics::track_requests,
@@ -74,9 +87,9 @@ pub fn router(state: AppState, server: &ServerSettings, limits: &LimitSettings) 
         .with_state(state)
         .layer(DefaultBodyLimit::max(server.body_limit_bytes))
         .layer(Extension(BodyLimit(server.body_limit_bytes)))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+        .layer(axum::middleware::from_fn_with_state(
             Duration::from_secs(server.request_timeout_secs),
+            time_limit,
         ))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| -> Response {
@@ -110,4 +123,17 @@ pub fn router(state: AppState, server: &ServerSettings, limits: &LimitSettings) 
             limits.max_header_bytes,
             guards::limit_headers,
         ))
+}
+
+/// A request that has no answer within `limit` gets a 503 problem (an SSE stream counts as
+/// answered once its headers are sent).
+async fn time_limit(
+    State(limit): State<Duration>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::TimedOut(limit).into_response(),
+    }
 }

@@ -14,10 +14,14 @@ use domain::{
 };
 
 use super::dto::{
-    ChangeMetadataRequest, CreateModelRequest, ModelResponse, PublishRequest, RestoreRequest,
-    ValidateResponse,
+    ChangeMetadataRequest, CreateModelRequest, EventList, ModelResponse, PublishRequest,
+    RestoreRequest, ValidateResponse,
 };
 use super::extract::{ApiJson, IfMatch, MaybeJson, ModelIdPath, RequestContext};
+use super::openapi::responses::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed,
+    TooManyRequests, Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
+};
 use super::problem::ApiError;
 use super::queries::read_error;
 use crate::app::AppState;
@@ -28,6 +32,30 @@ type Body<T> = Result<ApiJson<T>, ApiError>;
 
 const MAX_COMMENT_CHARS: usize = 4000;
 
+/// Create a model
+///
+/// A new model in `DRAFT`, version 1; without `modelJson` it gets an empty canvas.
+#[utoipa::path(
+    post,
+    path = "/api/v1/process-models",
+    tag = "process-models",
+    security(("bearer" = ["access-modeler"])),
+    request_body(content = CreateModelRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = ModelResponse, headers(
+            ("Location" = String, description = "The new model's URL"),
+            ("ETag" = String, description = "The model's revision, quoted"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -71,6 +99,33 @@ pub async fn create(
     Ok(response)
 }
 
+/// Change name, category or description
+///
+/// In `PUBLISHED` this opens the next version as `DRAFT`; an `ARCHIVED` model cannot be
+/// changed (409).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/process-models/{id}",
+    tag = "process-models",
+    security(("bearer" = ["access-modeler"])),
+    params(ModelIdParam, IfMatchParam),
+    request_body(content = ChangeMetadataRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The changed model", body = ModelResponse, headers(
+            ("ETag" = String, description = "The model's revision, quoted"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn change_metadata(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,6 +181,34 @@ pub async fn change_metadata(
     respond(&state, &caller, &ctx, "ChangeMetadata", id, result).await
 }
 
+/// Replace the editor JSON
+///
+/// The body is the whole Flowable editor JSON (a free-form object, at most 5 MiB). In
+/// `PUBLISHED` this opens the next version as `DRAFT`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/process-models/{id}/model",
+    tag = "process-models",
+    security(("bearer" = ["access-modeler"])),
+    params(ModelIdParam, IfMatchParam),
+    request_body(content = Object, content_type = "application/json",
+        description = "The Flowable editor JSON"),
+    responses(
+        (status = 200, description = "The changed model", body = ModelResponse, headers(
+            ("ETag" = String, description = "The model's revision, quoted"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn replace_model_json(
     State(state): State<AppState>,
     caller: Caller,
@@ -152,6 +235,34 @@ pub async fn replace_model_json(
     respond(&state, &caller, &ctx, "ReplaceModelJson", id, result).await
 }
 
+/// Publish the current version
+///
+/// `DRAFT` only; the model must validate (422 with the findings otherwise). The version is
+/// frozen and listed under `versions`. The body may be left out.
+#[utoipa::path(
+    post,
+    path = "/api/v1/process-models/{id}/publish",
+    tag = "process-models",
+    security(("bearer" = ["access-modeler"])),
+    params(ModelIdParam, IfMatchParam),
+    request_body(content = Option<PublishRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The published model", body = ModelResponse, headers(
+            ("ETag" = String, description = "The model's revision, quoted"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn publish(
     State(state): State<AppState>,
     caller: Caller,
@@ -197,6 +308,29 @@ pub async fn publish(
     respond(&state, &caller, &ctx, "PublishModel", id, result).await
 }
 
+/// Archive a model
+///
+/// Not from `ARCHIVED` (409); an archived model refuses every edit until restored.
+#[utoipa::path(
+    post,
+    path = "/api/v1/process-models/{id}/archive",
+    tag = "process-models",
+    security(("bearer" = ["access-modeler"])),
+    params(ModelIdParam, IfMatchParam),
+    responses(
+        (status = 200, description = "The archived model", body = ModelResponse, headers(
+            ("ETag" = String, description = "The model's revision, quoted"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn archive(
     State(state): State<AppState>,
     caller: Caller,
@@ -212,6 +346,33 @@ pub async fn archive(
     respond(&state, &caller, &ctx, "ArchiveModel", id, result).await
 }
 
+/// Restore a model
+///
+/// Back to `DRAFT` as a new version, with the content of the latest or of the given published
+/// version. The body may be left out.
+#[utoipa::path(
+    post,
+    path = "/api/v1/process-models/{id}/restore",
+    tag = "process-models",
+    security(("bearer" = ["access-modeler"])),
+    params(ModelIdParam, IfMatchParam),
+    request_body(content = Option<RestoreRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The restored model", body = ModelResponse, headers(
+            ("ETag" = String, description = "The model's revision, quoted"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn restore(
     State(state): State<AppState>,
     caller: Caller,
@@ -232,6 +393,23 @@ pub async fn restore(
     respond(&state, &caller, &ctx, "RestoreModel", id, result).await
 }
 
+/// Get a model
+#[utoipa::path(
+    get,
+    path = "/api/v1/process-models/{id}",
+    tag = "process-models",
+    security(("bearer" = ["access-modeler"])),
+    params(ModelIdParam),
+    responses(
+        (status = 200, description = "The model", body = ModelResponse, headers(
+            ("ETag" = String, description = "The model's revision, quoted"),
+        )),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -250,6 +428,23 @@ pub async fn get(
     ))
 }
 
+/// A model's event history
+///
+/// Every stored event of the model's stream, in order, with its metadata.
+#[utoipa::path(
+    get,
+    path = "/api/v1/process-models/{id}/events",
+    tag = "process-models",
+    security(("bearer" = ["access-modeler"])),
+    params(ModelIdParam),
+    responses(
+        (status = 200, description = "The model's events", body = EventList),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
@@ -264,9 +459,33 @@ pub async fn events(
     if !owned {
         return Err(not_found());
     }
-    Ok(Json(serde_json::json!({ "data": history, "total": history.len() })).into_response())
+    Ok(Json(EventList {
+        total: history.len(),
+        data: history,
+    })
+    .into_response())
 }
 
+/// Validate editor JSON
+///
+/// Runs the publish-time checks on a document without storing anything.
+#[utoipa::path(
+    post,
+    path = "/api/v1/process-models/validate",
+    tag = "process-models",
+    security(("bearer" = ["access-modeler"])),
+    request_body(content = Value, content_type = "application/json",
+        description = "The Flowable editor JSON to check (any JSON: what is not a canvas gets \
+            a `not-a-canvas` error)"),
+    responses(
+        (status = 200, description = "The findings", body = ValidateResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
 pub async fn validate(
     caller: Caller,
     body: ApiJson<serde_json::Value>,
@@ -343,6 +562,27 @@ async fn load_view(
         .map_err(ApiError::internal)?
         .filter(|view| view.tenant_id == caller.tenant_id)
         .ok_or_else(not_found)
+}
+
+/// The `{id}` path parameter of the model routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+#[allow(dead_code)] // only its schema is used: `ModelIdPath` extracts the id
+pub(super) struct ModelIdParam(
+    /// The model's id (anything but a UUID names no model: 404).
+    uuid::Uuid,
+);
+
+/// The optional `If-Match` header of every mutation.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // only its schema is used: `IfMatch` reads the header
+pub(super) struct IfMatchParam {
+    /// The `ETag` (revision) the change is based on, e.g. `"3"`; a stale one gives 412 and
+    /// nothing is written. `*` or no header: any revision.
+    #[param(rename = "If-Match", value_type = String, required = false,
+        pattern = r#"^\s*(\*|(W/)?"?[0-9]+"?)\s*$"#)]
+    if_match: Option<String>,
 }
 
 fn not_found() -> ApiError {

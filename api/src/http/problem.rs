@@ -8,6 +8,12 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::ValidationReport;
 use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::openapi::schemas::ValidationReportDoc;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -49,6 +55,8 @@ pub enum ApiError {
     },
     #[error("the request's header fields exceed {limit} bytes")]
     HeaderFieldsTooLarge { limit: usize },
+    #[error("the request took longer than {} s", .0.as_secs())]
+    TimedOut(std::time::Duration),
     #[error("service unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("internal error")]
@@ -84,7 +92,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::HeaderFieldsTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TimedOut(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -106,23 +114,37 @@ impl ApiError {
             Self::MethodNotAllowed => "method-not-allowed",
             Self::TooManyRequests { .. } => "too-many-requests",
             Self::HeaderFieldsTooLarge { .. } => "header-fields-too-large",
+            Self::TimedOut(_) => "timeout",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem document: the body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemDetails {
+    /// The kind of problem, `urn:flowable-ui:problem:<slug>` (e.g. `validation`,
+    /// `not-found`, `conflict`).
     #[serde(rename = "type")]
-    kind: String,
-    title: &'a str,
-    status: u16,
-    detail: String,
+    #[schema(example = "urn:flowable-ui:problem:validation")]
+    pub kind: String,
+    /// The HTTP status's reason phrase.
+    pub title: String,
+    /// The HTTP status code.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// What went wrong, for people (opaque for 5xx).
+    pub detail: String,
+    /// Where input was invalid: field → messages.
     #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<&'a BTreeMap<String, Vec<String>>>,
+    #[schema(value_type = BTreeMap<String, Vec<String>>, required = false)]
+    pub errors: Option<BTreeMap<String, Vec<String>>>,
+    /// With `invalid-model` (422): the validator's findings.
     #[serde(rename = "validation", skip_serializing_if = "Option::is_none")]
-    report: Option<&'a ValidationReport>,
+    #[schema(value_type = ValidationReportDoc, required = false)]
+    pub report: Option<ValidationReport>,
 }
 
 impl IntoResponse for ApiError {
@@ -138,33 +160,35 @@ impl IntoResponse for ApiError {
             }
             _ => self.to_string(),
         };
-        let problem = Problem {
-            kind: format!("urn:flowable-ui:problem:{}", self.slug()),
-            title: status.canonical_reason().unwrap_or("Error"),
+        let slug = self.slug();
+        let retry_after_secs = match &self {
+            Self::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let (errors, report) = match self {
+            Self::Validation { errors, .. } => (Some(errors), None),
+            Self::InvalidModel { report, .. } => (None, Some(report)),
+            _ => (None, None),
+        };
+        let problem = ProblemDetails {
+            kind: format!("urn:flowable-ui:problem:{slug}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail,
-            errors: match &self {
-                Self::Validation { errors, .. } => Some(errors),
-                _ => None,
-            },
-            report: match &self {
-                Self::InvalidModel { report, .. } => Some(report),
-                _ => None,
-            },
+            errors,
+            report,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if let Self::TooManyRequests {
-            retry_after_secs, ..
-        } = &self
-        {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(seconds) = retry_after_secs {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if status == StatusCode::UNAUTHORIZED {
             response

@@ -4,8 +4,10 @@ use axum::extract::{Path, State};
 use axum::Json;
 use projections::models::query::{ListPage, ModelFilter, SortColumn};
 
-use super::dto::{ListParams, ModelSummary, Page, VersionResponse};
+use super::dto::{ListParams, ModelSummary, Page, VersionList, VersionResponse};
 use super::extract::{ApiQuery, ModelIdPath};
+use super::models::ModelIdParam;
+use super::openapi::responses::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
 use super::problem::ApiError;
 use crate::app::AppState;
 use crate::auth::{Caller, Privilege};
@@ -13,7 +15,23 @@ use crate::auth::{Caller, Privilege};
 pub const MAX_PAGE_SIZE: i64 = 1000;
 const DEFAULT_PAGE_SIZE: i64 = 10;
 
-/// `GET /api/v1/process-models`
+/// List models
+///
+/// The caller's tenant's models, filtered, sorted and paged (without their editor JSON).
+#[utoipa::path(
+    get,
+    path = "/api/v1/process-models",
+    tag = "process-models",
+    security(("bearer" = ["access-modeler"])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of models", body = Page<ModelSummary>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -87,12 +105,28 @@ pub async fn list(
     }))
 }
 
-/// `GET /api/v1/process-models/{id}/versions`
+/// A model's published versions
+///
+/// Every published version (immutable), by version number.
+#[utoipa::path(
+    get,
+    path = "/api/v1/process-models/{id}/versions",
+    tag = "process-models",
+    security(("bearer" = ["access-modeler"])),
+    params(ModelIdParam),
+    responses(
+        (status = 200, description = "The published versions", body = VersionList),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn versions(
     State(state): State<AppState>,
     caller: Caller,
     ModelIdPath(id): ModelIdPath,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<VersionList>, ApiError> {
     caller.require(Privilege::Modeler)?;
     // A model of another tenant is as absent as a missing one.
     if state
@@ -112,18 +146,37 @@ pub async fn versions(
         .into_iter()
         .map(VersionResponse::from)
         .collect();
-    Ok(Json(
-        serde_json::json!({ "data": versions, "total": versions.len() }),
-    ))
+    Ok(Json(VersionList {
+        total: versions.len(),
+        data: versions,
+    }))
 }
 
-/// `GET /api/v1/process-models/{id}/versions/{version}`
+/// One published version
+#[utoipa::path(
+    get,
+    path = "/api/v1/process-models/{id}/versions/{version}",
+    tag = "process-models",
+    security(("bearer" = ["access-modeler"])),
+    params(
+        ModelIdParam,
+        ("version" = i32, Path, description = "The version number (anything else: 404)"),
+    ),
+    responses(
+        (status = 200, description = "The version", body = VersionResponse),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn version(
     State(state): State<AppState>,
     caller: Caller,
     ModelIdPath(id): ModelIdPath,
-    Path((_, version)): Path<(String, String)>,
+    Path(segments): Path<(String, String)>,
 ) -> Result<Json<VersionResponse>, ApiError> {
+    let (_, version) = segments;
     caller.require(Privilege::Modeler)?;
     let not_found =
         || ApiError::NotFound(format!("version {version} of this model is not published"));

@@ -14,13 +14,18 @@ use projections::relay::ResumeError;
 use serde::Deserialize;
 
 use super::extract::ApiQuery;
+use super::openapi::responses::{
+    BadRequest, Forbidden, TooManyRequests, Unauthorized, Unavailable,
+};
 use super::problem::ApiError;
 use crate::app::AppState;
 use crate::auth::{Caller, Privilege};
 use crate::backend::LiveError;
 
-#[derive(Debug, Deserialize)]
+/// Query parameters of `GET /api/v1/events/stream`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StreamParams {
     /// Only this model's events.
     pub model_id: Option<String>,
@@ -30,6 +35,31 @@ pub struct StreamParams {
     pub last_event_id: Option<i64>,
 }
 
+/// Follow events (SSE)
+///
+/// The caller's tenant's events as server-sent events (`id`: the global position, `event`:
+/// the event type, `data`: the event envelope as JSON), live and without end. Resume after a
+/// position with `Last-Event-ID` (or `lastEventId`): no gap, no duplicate.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/stream",
+    tag = "events",
+    security(("bearer" = ["access-modeler"])),
+    params(
+        StreamParams,
+        ("Last-Event-ID" = Option<i64>, Header,
+            description = "Resume after this global position (the last `id` received)"),
+    ),
+    responses(
+        (status = 200, description = "An endless stream of events",
+            content_type = "text/event-stream", body = String),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn stream(
     State(state): State<AppState>,
     caller: Caller,
