@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::FromRef;
+use axum::serve::ListenerExt as _;
 use axum_server::tls_rustls::RustlsConfig;
 use commands::Commands;
 use tokio::net::TcpListener;
@@ -201,6 +202,13 @@ async fn serve_plain(
     grace: Duration,
 ) -> anyhow::Result<()> {
     let (tx, mut rx) = tokio::sync::watch::channel(false);
+    // Small writes (server-sent events above all) go out at once: with Nagle's algorithm a
+    // client's delayed ACK held each event back by up to 40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, make_service).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");

@@ -9,6 +9,7 @@
 //! on Ctrl-C. All HTTP traffic goes to 127.0.0.1.
 
 mod db;
+mod fanout;
 mod load;
 mod pgbench;
 mod report;
@@ -46,6 +47,7 @@ const ALL_SCENARIOS: &[&str] = &[
     "list-rate",
     "pgbench",
     "ryw",
+    "fanout",
 ];
 
 #[derive(Debug, Parser)]
@@ -100,9 +102,16 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "create,get,list,update-if-match,update,publish,history,mixed,get-rate,list-rate,pgbench,ryw"
+        default_value = "create,get,list,update-if-match,update,publish,history,mixed,get-rate,list-rate,pgbench,ryw,fanout"
     )]
     scenarios: Vec<String>,
+    /// NATS for the fan-out scenario (a stream and subject prefix of the run's own are
+    /// created on it and deleted at the end).
+    #[arg(long, env = "BENCH_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// Commands per second of the fan-out scenario.
+    #[arg(long, default_value_t = 200.0)]
+    fanout_rate: f64,
     /// Extra server settings, e.g. `APP_DATABASE__MAX_CONNECTIONS=20` (repeatable).
     #[arg(long = "server-env", value_name = "KEY=VALUE")]
     server_env: Vec<String>,
@@ -430,6 +439,66 @@ impl Bench<'_> {
         if wants("ryw") {
             self.read_your_writes(pool).await?;
         }
+        if wants("fanout") {
+            self.fanout(pool).await?;
+        }
+        Ok(())
+    }
+
+    /// Relay catch-up over the seeded backlog, then command → NATS / SSE latency.
+    async fn fanout(&mut self, pool: &sqlx::PgPool) -> anyhow::Result<()> {
+        let args = self.args;
+        let backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(pool)
+            .await?;
+        let (env, prefix) = fanout::server_env(&args.nats_url);
+        let stream = env
+            .iter()
+            .find(|(k, _)| k == "APP_NATS__STREAM")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        self.restart(&env).await?;
+        eprintln!("fan-out: the relay catches up {backlog} events");
+        let seconds =
+            fanout::wait_relay_caught_up(pool, Instant::now(), Duration::from_secs(900)).await;
+        let measured = match seconds {
+            Ok(seconds) => {
+                eprintln!(
+                    "fan-out: creates at {}/s for {} s",
+                    args.fanout_rate, args.duration
+                );
+                fanout::measure(
+                    &self.client,
+                    &self.ctx.base,
+                    &self.ctx.bearer,
+                    &args.nats_url,
+                    &prefix,
+                    args.fanout_rate,
+                    Duration::from_secs(args.duration),
+                )
+                .await
+                .map(|m| (seconds, m))
+            }
+            Err(error) => Err(error),
+        };
+        // The run's stream goes whatever happened.
+        if let Ok(client) = async_nats::connect(&args.nats_url).await {
+            let _ = async_nats::jetstream::new(client)
+                .delete_stream(&stream)
+                .await;
+        }
+        let (seconds, (commands, command_errors, nats, sse)) = measured?;
+        let report = fanout::FanoutReport {
+            backlog_events: backlog,
+            relay_catch_up_seconds: seconds,
+            relay_events_per_sec: backlog as f64 / seconds.max(1e-9),
+            commands,
+            command_errors,
+            rate: args.fanout_rate,
+            nats,
+            sse,
+        };
+        self.report.fanout = Some(report);
         Ok(())
     }
 

@@ -32,6 +32,7 @@ pub struct Report {
     pub ratio_service_to_pgbench: BTreeMap<String, f64>,
     pub history: Option<HistoryCost>,
     pub read_your_writes: Option<ReadYourWrites>,
+    pub fanout: Option<crate::fanout::FanoutReport>,
     pub targets: Vec<Target>,
 }
 
@@ -240,6 +241,7 @@ impl Report {
             ratio_service_to_pgbench: BTreeMap::new(),
             history: None,
             read_your_writes: None,
+            fanout: None,
             targets: Vec::new(),
         }
     }
@@ -452,6 +454,13 @@ impl Report {
     }
 
     pub fn print(&self) {
+        self.print_scenarios();
+        if let Some(fanout) = &self.fanout {
+            fanout.print();
+        }
+    }
+
+    fn print_scenarios(&self) {
         println!();
         println!(
             "flowable-ui-bench  {}  ({} cores, {:.0} GiB; load average {} → {})",
