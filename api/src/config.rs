@@ -176,6 +176,11 @@ pub struct NatsSettings {
     pub replicas: usize,
     /// How long JetStream de-duplicates re-sent events by `Nats-Msg-Id`.
     pub duplicate_window_secs: u64,
+    /// Events the relay publishes per batch (one PostgreSQL transaction with its
+    /// checkpoint): larger batches catch up a backlog faster.
+    pub batch_size: i64,
+    /// Publishes awaiting their acknowledgement at once (the pipelining window).
+    pub max_outstanding_acks: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -241,6 +246,8 @@ impl Settings {
                 max_bytes: 1024 * 1024 * 1024,
                 replicas: 1,
                 duplicate_window_secs: 300,
+                batch_size: 500,
+                max_outstanding_acks: 256,
             },
             limits: crate::limits::LimitSettings::default(),
             data_dir: PathBuf::from("data"),

@@ -98,6 +98,7 @@ pub fn build(
             RunnerConfig {
                 // Refusals while NATS is down are cheap; retry soon after it returns.
                 retry_max: Duration::from_secs(2),
+                batch_size: relay.batch_size,
                 ..runner_config(settings)
             },
         )

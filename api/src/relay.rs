@@ -13,6 +13,8 @@ use crate::config::NatsSettings;
 pub struct Relay {
     pub relay: Arc<NatsRelay>,
     pub settings: RelaySettings,
+    /// Events per relay batch (`APP_NATS__BATCH_SIZE`).
+    pub batch_size: i64,
 }
 
 impl Relay {
@@ -26,11 +28,13 @@ impl Relay {
             max_bytes: nats.max_bytes,
             replicas: nats.replicas,
             duplicate_window: Duration::from_secs(nats.duplicate_window_secs),
+            max_outstanding_acks: nats.max_outstanding_acks.max(1),
             ..RelaySettings::default()
         };
         Some(Self {
             relay: Arc::new(NatsRelay::new(settings.clone())),
             settings,
+            batch_size: nats.batch_size.max(1),
         })
     }
 
