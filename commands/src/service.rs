@@ -68,8 +68,6 @@ pub trait Commands: Send + Sync + 'static {
 /// `reads`: the store's own columns).
 pub struct CommandService<R: PersistedEventRepository> {
     reads: Box<dyn StoreReads>,
-    /// Reads the events after a snapshot (cqrs-es's store loads whole streams).
-    tail: R,
     models: PersistedEventStore<R, ProcessModel>,
     rejections: PersistedEventStore<R, CommandRejection>,
     max_attempts: u32,
@@ -79,7 +77,6 @@ impl CommandService<PostgresEventRepository> {
     /// The write side on PostgreSQL (postgres-es).
     pub fn postgres(pool: PgPool) -> Self {
         Self::new(
-            PostgresEventRepository::new(pool.clone()),
             PostgresEventRepository::new(pool.clone()),
             PostgresEventRepository::new(pool.clone()),
             PgReads::new(pool),
@@ -93,16 +90,14 @@ impl CommandService<SqliteEventRepository> {
         Self::new(
             SqliteEventRepository::new(pool.clone()),
             SqliteEventRepository::new(pool.clone()),
-            SqliteEventRepository::new(pool.clone()),
             SqliteReads::new(pool),
         )
     }
 }
 
 impl<R: PersistedEventRepository + 'static> CommandService<R> {
-    fn new(models: R, rejections: R, tail: R, reads: impl StoreReads) -> Self {
+    fn new(models: R, rejections: R, reads: impl StoreReads) -> Self {
         Self {
-            tail,
             models: PersistedEventStore::new_event_store(models)
                 .with_upcasters(vec![Box::new(crate::upcast::ModelEventUpcaster)]),
             rejections: PersistedEventStore::new_event_store(rejections),
@@ -189,18 +184,12 @@ impl<R: PersistedEventRepository + 'static> CommandService<R> {
     }
 
     /// The stream's state: from its snapshot and the events after it when it has one, else
-    /// by replaying the whole stream.
+    /// from all its events (one round trip either way; cqrs-es is used to commit).
     async fn load_context(
         &self,
         stream: &str,
     ) -> Result<snapshot::Loaded, AggregateError<ProcessModelError>> {
-        if let Some(loaded) = snapshot::load(&self.tail, self.reads.as_ref(), stream).await? {
-            return Ok(loaded);
-        }
-        Ok(snapshot::Loaded {
-            context: self.models.load_aggregate(stream).await?,
-            snapshot_sequence: 0,
-        })
+        snapshot::load(self.reads.as_ref(), stream).await
     }
 
     /// A model's events with their store positions and times.

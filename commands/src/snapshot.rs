@@ -5,7 +5,7 @@
 //! writes after a commit, every [`EVERY`] events, and may always ignore.
 
 use cqrs_es::persist::EventStoreAggregateContext;
-use cqrs_es::persist::{EventUpcaster, PersistedEventRepository, PersistenceError};
+use cqrs_es::persist::{EventUpcaster, PersistenceError};
 use cqrs_es::{Aggregate, AggregateError, EventEnvelope};
 use domain::{ProcessModel, ProcessModelError};
 
@@ -26,36 +26,41 @@ pub(crate) struct Loaded {
     pub(crate) snapshot_sequence: usize,
 }
 
-/// `stream`'s state from its snapshot plus the events after it; `None` when it has no
-/// usable snapshot (none, another schema, or one that no longer decodes).
-pub(crate) async fn load<R: PersistedEventRepository>(
-    repo: &R,
+/// `stream`'s state, in one round trip: from its snapshot and the events after it when it
+/// has a usable one, else from all its events. A snapshot that no longer decodes is ignored
+/// (the stream is read again, whole).
+pub(crate) async fn load(
     reads: &dyn StoreReads,
     stream: &str,
-) -> Result<Option<Loaded>, AggregateError<ProcessModelError>> {
-    let stored = reads
-        .load_snapshot(ProcessModel::TYPE, stream)
-        .await
-        .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))?;
-    let Some(snapshot) = stored.filter(|s| s.schema == SCHEMA) else {
-        return Ok(None);
+) -> Result<Loaded, AggregateError<ProcessModelError>> {
+    let read = |schema: &'static str| async move {
+        reads
+            .load_stream(ProcessModel::TYPE, stream, schema)
+            .await
+            .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))
     };
-    let (Ok(sequence), Ok(mut aggregate)) = (
-        usize::try_from(snapshot.sequence),
-        serde_json::from_value::<ProcessModel>(snapshot.payload),
-    ) else {
-        tracing::warn!(
-            stream,
-            "ignoring a snapshot that does not decode; replaying the stream"
-        );
-        return Ok(None);
-    };
-    let mut current_sequence = sequence;
-    for event in repo
-        .get_last_events::<ProcessModel>(stream, sequence)
-        .await?
-    {
-        let upcaster = ModelEventUpcaster;
+    let (snapshot, mut events) = read(SCHEMA).await?;
+    let mut start = (ProcessModel::default(), 0);
+    if let Some(snapshot) = snapshot {
+        match (
+            usize::try_from(snapshot.sequence),
+            serde_json::from_value::<ProcessModel>(snapshot.payload),
+        ) {
+            (Ok(sequence), Ok(aggregate)) => start = (aggregate, sequence),
+            _ => {
+                tracing::warn!(
+                    stream,
+                    "ignoring a snapshot that does not decode; replaying the stream"
+                );
+                // No stored schema is empty: this reads every event.
+                events = read("").await?.1;
+            }
+        }
+    }
+    let (mut aggregate, snapshot_sequence) = start;
+    let mut current_sequence = snapshot_sequence;
+    let upcaster = ModelEventUpcaster;
+    for event in events {
         let event = if upcaster.can_upcast(&event.event_type, &event.event_version) {
             upcaster.upcast(event)
         } else {
@@ -67,15 +72,15 @@ pub(crate) async fn load<R: PersistedEventRepository>(
         current_sequence = envelope.sequence;
         aggregate.apply(envelope.payload);
     }
-    Ok(Some(Loaded {
+    Ok(Loaded {
         context: EventStoreAggregateContext {
             aggregate_id: stream.to_owned(),
             aggregate,
             current_sequence,
             current_snapshot: None,
         },
-        snapshot_sequence: sequence,
-    }))
+        snapshot_sequence,
+    })
 }
 
 /// Whether a stream now at `sequence`, last snapshotted at `snapshot_sequence`, is due.

@@ -2,6 +2,7 @@
 //! store's own columns, and aggregate snapshots. One implementation per backend.
 
 use async_trait::async_trait;
+use cqrs_es::persist::SerializedEvent;
 
 use crate::history::{HistoryEvent, StorePosition};
 
@@ -31,6 +32,16 @@ pub trait StoreReads: Send + Sync + 'static {
         sequence: i64,
     ) -> Result<Option<StorePosition>, sqlx::Error>;
 
+    /// One stream as the command service loads it, in one round trip: its snapshot of
+    /// `schema` if one is stored, and the events after it (every event without one), in
+    /// sequence order, without their metadata (the fold does not need it).
+    async fn load_stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        schema: &str,
+    ) -> Result<(Option<Snapshot>, Vec<SerializedEvent>), sqlx::Error>;
+
     /// The stored snapshot of one aggregate, if any.
     async fn load_snapshot(
         &self,
@@ -45,4 +56,37 @@ pub trait StoreReads: Send + Sync + 'static {
         aggregate_id: &str,
         snapshot: &Snapshot,
     ) -> Result<(), sqlx::Error>;
+}
+
+/// Splits [`LOAD_STREAM`]-shaped rows (`event_type` NULL on the snapshot row) into the
+/// snapshot and the events.
+pub(crate) fn split_stream(
+    aggregate_type: &str,
+    aggregate_id: &str,
+    schema: &str,
+    rows: Vec<(Option<String>, Option<String>, i64, serde_json::Value)>,
+) -> Result<(Option<Snapshot>, Vec<SerializedEvent>), sqlx::Error> {
+    let mut snapshot = None;
+    let mut events = Vec::with_capacity(rows.len());
+    for (event_type, event_version, sequence, payload) in rows {
+        match (event_type, event_version) {
+            (Some(event_type), Some(event_version)) => events.push(SerializedEvent::new(
+                aggregate_id.to_owned(),
+                usize::try_from(sequence).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                aggregate_type.to_owned(),
+                event_type,
+                event_version,
+                payload,
+                serde_json::json!({}),
+            )),
+            _ => {
+                snapshot = Some(Snapshot {
+                    sequence,
+                    schema: schema.to_owned(),
+                    payload,
+                })
+            }
+        }
+    }
+    Ok((snapshot, events))
 }

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use sqlx::SqlitePool;
 
 use crate::history::{HistoryEvent, StorePosition};
-use crate::store::{Snapshot, StoreReads};
+use cqrs_es::persist::SerializedEvent;
+
+use crate::store::{split_stream, Snapshot, StoreReads};
 
 /// [`StoreReads`] over the embedded store. Its `global_position` is commit order; `tx_id`
 /// is the commit's first global position.
@@ -58,6 +60,38 @@ impl StoreReads for SqliteReads {
             tx_id,
             global_position,
         }))
+    }
+
+    async fn load_stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        schema: &str,
+    ) -> Result<(Option<Snapshot>, Vec<SerializedEvent>), sqlx::Error> {
+        let rows = sqlx::query_as(
+            "WITH s AS (
+                 SELECT sequence, payload FROM aggregate_snapshots
+                  WHERE aggregate_type = ?1 AND aggregate_id = ?2 AND schema = ?3)
+             SELECT NULL, NULL, sequence, payload, 0 AS part FROM s
+             UNION ALL
+             SELECT event_type, event_version, sequence, payload, 1 FROM events
+              WHERE aggregate_type = ?1 AND aggregate_id = ?2
+                AND sequence > coalesce((SELECT sequence FROM s), 0)
+             ORDER BY part, sequence",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(schema)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(
+            |(t, v, s, p, _): (Option<String>, Option<String>, i64, serde_json::Value, i64)| {
+                (t, v, s, p)
+            },
+        )
+        .collect();
+        split_stream(aggregate_type, aggregate_id, schema, rows)
     }
 
     async fn load_snapshot(
