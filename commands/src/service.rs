@@ -98,8 +98,8 @@ impl CommandService<SqliteEventRepository> {
 impl<R: PersistedEventRepository + 'static> CommandService<R> {
     fn new(models: R, rejections: R, reads: impl StoreReads) -> Self {
         Self {
-            models: PersistedEventStore::new_event_store(models)
-                .with_upcasters(vec![Box::new(crate::upcast::ModelEventUpcaster)]),
+            // Only commits go through cqrs-es; loads (with upcasting) are `snapshot::load`.
+            models: PersistedEventStore::new_event_store(models),
             rejections: PersistedEventStore::new_event_store(rejections),
             reads: Box::new(reads),
             max_attempts: DEFAULT_MAX_ATTEMPTS,

@@ -42,13 +42,6 @@ pub trait StoreReads: Send + Sync + 'static {
         schema: &str,
     ) -> Result<(Option<Snapshot>, Vec<SerializedEvent>), sqlx::Error>;
 
-    /// The stored snapshot of one aggregate, if any.
-    async fn load_snapshot(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-    ) -> Result<Option<Snapshot>, sqlx::Error>;
-
     /// Stores a snapshot unless a newer one is already stored.
     async fn save_snapshot(
         &self,

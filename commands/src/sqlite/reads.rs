@@ -94,26 +94,6 @@ impl StoreReads for SqliteReads {
         split_stream(aggregate_type, aggregate_id, schema, rows)
     }
 
-    async fn load_snapshot(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-    ) -> Result<Option<Snapshot>, sqlx::Error> {
-        let row: Option<(i64, String, serde_json::Value)> = sqlx::query_as(
-            "SELECT sequence, schema, payload FROM aggregate_snapshots
-              WHERE aggregate_type = ? AND aggregate_id = ?",
-        )
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(sequence, schema, payload)| Snapshot {
-            sequence,
-            schema,
-            payload,
-        }))
-    }
-
     async fn save_snapshot(
         &self,
         aggregate_type: &str,

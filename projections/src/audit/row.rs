@@ -4,8 +4,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgRow;
-use sqlx::Row;
+use sqlx::{Decode, Row, Type};
 
 use super::hash;
 
@@ -87,8 +86,19 @@ impl AuditRow {
     }
 
     /// Decodes a row selected with [`COLUMNS`].
-    pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        let result: &str = row.try_get("result")?;
+    /// The same on PostgreSQL and SQLite: only the column types' decoders differ.
+    pub(crate) fn from_row<'r, R>(row: &'r R) -> Result<Self, sqlx::Error>
+    where
+        R: Row,
+        &'r str: sqlx::ColumnIndex<R>,
+        i64: Decode<'r, R::Database> + Type<R::Database>,
+        String: Decode<'r, R::Database> + Type<R::Database>,
+        &'r str: Decode<'r, R::Database> + Type<R::Database>,
+        Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+        DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+        serde_json::Value: Decode<'r, R::Database> + Type<R::Database>,
+    {
+        let result: &'r str = row.try_get("result")?;
         let result = AuditResult::parse(result).ok_or_else(|| sqlx::Error::ColumnDecode {
             index: "result".to_owned(),
             source: format!("unknown audit result {result:?}").into(),

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use super::audit_store::{from_row, COLUMNS};
+use super::audit_store::COLUMNS;
 use super::time::to_text;
 use crate::audit::{walk, AuditFilter, AuditRow, ChainLookup, Page, VerifyReport, MAX_PAGE_SIZE};
 
@@ -29,7 +29,10 @@ pub async fn list(
         .push(" OFFSET ")
         .push_bind(page.start.max(0));
     let rows = select.build().fetch_all(&mut *tx).await?;
-    let rows = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    let rows = rows
+        .iter()
+        .map(AuditRow::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     let mut count = QueryBuilder::new("SELECT count(*) FROM audit_logs");
     matching(&mut count, tenant_id, filter);
     let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
@@ -94,7 +97,7 @@ impl ChainLookup for SqliteChain<'_> {
             .bind(limit)
             .fetch_all(&mut *self.conn)
             .await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(AuditRow::from_row).collect()
     }
 
     async fn prev_hash_after(&mut self, seq: i64) -> Result<Option<String>, sqlx::Error> {
