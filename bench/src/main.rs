@@ -10,6 +10,7 @@
 
 mod db;
 mod fanout;
+mod histogram;
 mod load;
 mod pgbench;
 mod report;
@@ -738,8 +739,30 @@ impl Bench<'_> {
                 note,
             )
             .await?;
+            if env.is_empty() {
+                self.report.read_your_writes_server_wait = self.server_wait().await;
+            }
         }
         Ok(())
+    }
+
+    /// The server's histogram of the read-your-writes wait since it started (`None` when
+    /// the server does not export it, e.g. an older build).
+    async fn server_wait(&self) -> Option<report::ServerWait> {
+        let url = format!("{}/actuator/prometheus", self.server.base());
+        let text = self.client.get(url).send().await.ok()?.text().await.ok()?;
+        let buckets = histogram::buckets(&text, "read_your_writes_wait_seconds");
+        let timeouts = text
+            .lines()
+            .find_map(|line| line.strip_prefix("read_your_writes_timeouts_total "))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        Some(report::ServerWait {
+            commands: buckets.last()?.1,
+            p50_ms: histogram::quantile(&buckets, 0.5)? * 1000.0,
+            p99_ms: histogram::quantile(&buckets, 0.99)? * 1000.0,
+            timeouts: timeouts as u64,
+        })
     }
 
     /// Stops the server and starts a new one on the same (now seeded) database.

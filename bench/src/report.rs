@@ -32,6 +32,8 @@ pub struct Report {
     pub ratio_service_to_pgbench: BTreeMap<String, f64>,
     pub history: Option<HistoryCost>,
     pub read_your_writes: Option<ReadYourWrites>,
+    /// The server's own histogram of the read-your-writes wait during `update-ryw-on`.
+    pub read_your_writes_server_wait: Option<ServerWait>,
     pub fanout: Option<crate::fanout::FanoutReport>,
     pub targets: Vec<Target>,
 }
@@ -183,6 +185,14 @@ pub struct HistoryCost {
 }
 
 #[derive(Debug, Serialize)]
+pub struct ServerWait {
+    pub commands: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub timeouts: u64,
+}
+
+#[derive(Debug, Serialize)]
 pub struct ReadYourWrites {
     pub off_p50_ms: f64,
     pub off_p99_ms: f64,
@@ -241,6 +251,7 @@ impl Report {
             ratio_service_to_pgbench: BTreeMap::new(),
             history: None,
             read_your_writes: None,
+            read_your_writes_server_wait: None,
             fanout: None,
             targets: Vec::new(),
         }
@@ -443,8 +454,18 @@ impl Report {
             self.read_your_writes.as_ref().map(|r| {
                 (
                     format!(
-                        "{:+.2} ms (p99 {:.2} on vs {:.2} off; p50 {:+.2})",
-                        r.added_p99_ms, r.on_p99_ms, r.off_p99_ms, r.added_p50_ms
+                        "{:+.2} ms (p99 {:.2} on vs {:.2} off; p50 {:+.2}){}",
+                        r.added_p99_ms,
+                        r.on_p99_ms,
+                        r.off_p99_ms,
+                        r.added_p50_ms,
+                        self.read_your_writes_server_wait
+                            .as_ref()
+                            .map(|w| format!(
+                                "; server-side wait p50 {:.2} ms, p99 {:.2} ms over {} commands, {} timeouts",
+                                w.p50_ms, w.p99_ms, w.commands, w.timeouts
+                            ))
+                            .unwrap_or_default()
                     ),
                     r.added_p99_ms < 5.0,
                 )

@@ -46,6 +46,13 @@ impl From<sqlx::Error> for CommandError {
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed => Self::Unavailable(Box::new(error)),
+            // SQLite's writer lock was not granted within the busy timeout (SQLITE_BUSY,
+            // SQLITE_LOCKED and their extended codes): the store is busy, not broken.
+            sqlx::Error::Database(ref db)
+                if matches!(db.code().as_deref(), Some("5" | "6" | "517" | "262")) =>
+            {
+                Self::Unavailable(Box::new(error))
+            }
             other => Self::Store(Box::new(other)),
         }
     }

@@ -1,5 +1,5 @@
-//! The write side: executes commands against the event store (cqrs-es in plain
-//! event-store mode, on PostgreSQL with postgres-es or on the embedded SQLite file), with
+//! The write side: executes commands against the event store (the cqrs-es aggregate model
+//! over our own event log, on PostgreSQL or on the embedded SQLite file), with
 //! metadata on every event, bounded retries on optimistic-lock conflicts, and a
 //! `CommandRejection` record for every refused command.
 

@@ -1,5 +1,4 @@
-//! Reads of the PostgreSQL event store's own columns (position, time) that cqrs-es does
-//! not expose.
+//! The PostgreSQL event store as the command service uses it (see [`crate::store`]).
 
 use async_trait::async_trait;
 use sqlx::PgPool;
@@ -7,22 +6,82 @@ use sqlx::PgPool;
 use crate::history::{HistoryEvent, StorePosition};
 use cqrs_es::persist::SerializedEvent;
 
-use crate::store::{split_stream, Snapshot, StoreReads};
+use crate::store::{commit_of_one_stream, split_stream, AppendError, EventLog, Snapshot};
 
-/// [`StoreReads`] over PostgreSQL; positions are `(tx_id, global_position)`.
+/// One commit, one statement: an implicit transaction, so it is atomic without `BEGIN` and
+/// `COMMIT`, and the statement-level `NOTIFY` trigger fires once. `global_position`,
+/// `tx_id` and `recorded_at` take their defaults (migrations/0001). sqlx has no `xid8`
+/// type: the transaction id travels as text.
+const APPEND: &str = "INSERT INTO events
+        (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+     SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload, e.metadata
+       FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+            WITH ORDINALITY AS e(sequence, event_type, event_version, payload, metadata, n)
+      ORDER BY e.n
+     RETURNING tx_id::text, global_position";
+
+/// [`EventLog`] over PostgreSQL; positions are `(tx_id, global_position)`.
 #[derive(Debug, Clone)]
-pub struct PgReads {
+pub struct PgEventLog {
     pool: PgPool,
 }
 
-impl PgReads {
+impl PgEventLog {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
 }
 
 #[async_trait]
-impl StoreReads for PgReads {
+impl EventLog for PgEventLog {
+    async fn append(&self, events: &[SerializedEvent]) -> Result<StorePosition, AppendError> {
+        let (Some(first), true) = (events.first(), commit_of_one_stream(events)) else {
+            return Err(AppendError::Store(sqlx::Error::Protocol(
+                "an append is a non-empty commit to one stream".into(),
+            )));
+        };
+        let mut sequences = Vec::with_capacity(events.len());
+        for event in events {
+            sequences
+                .push(i64::try_from(event.sequence).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(APPEND)
+            .bind(&first.aggregate_type)
+            .bind(&first.aggregate_id)
+            .bind(sequences)
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.event_type.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.event_version.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| &e.metadata).collect::<Vec<_>>())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(AppendError::from_sqlx)?;
+        // One statement, one transaction: every row has the same `tx_id`.
+        rows.into_iter()
+            .max_by_key(|(_, global_position)| *global_position)
+            .and_then(|(tx, global_position)| {
+                Some(StorePosition {
+                    tx_id: tx.parse().ok()?,
+                    global_position,
+                })
+            })
+            .ok_or_else(|| {
+                AppendError::Store(sqlx::Error::Protocol(
+                    "the append returned no readable position".into(),
+                ))
+            })
+    }
+
     #[tracing::instrument(skip(self))]
     async fn history(
         &self,
@@ -39,30 +98,6 @@ impl StoreReads for PgReads {
         .bind(aggregate_id)
         .fetch_all(&self.pool)
         .await
-    }
-
-    async fn position_of(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        sequence: i64,
-    ) -> Result<Option<StorePosition>, sqlx::Error> {
-        // sqlx has no `xid8` type: the transaction id travels as text.
-        let row: Option<(String, i64)> = sqlx::query_as(
-            "SELECT tx_id::text, global_position FROM events
-              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
-        )
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .bind(sequence)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.and_then(|(tx, global_position)| {
-            tx.parse().ok().map(|tx_id| StorePosition {
-                tx_id,
-                global_position,
-            })
-        }))
     }
 
     async fn load_stream(

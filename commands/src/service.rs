@@ -1,25 +1,25 @@
 //! Executing commands: load the stream, decide, append with metadata; retry on conflicts.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore};
-use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use cqrs_es::persist::{PersistenceError, SerializedEvent};
+use cqrs_es::{Aggregate, AggregateError, EventEnvelope};
 use domain::{
     CommandRejected, CommandRejection, ModelId, ProcessModel, ProcessModelCommand,
     ProcessModelError, RecordRejection,
 };
-use postgres_es::PostgresEventRepository;
 use rand::Rng;
 use sqlx::{PgPool, SqlitePool};
 
 use crate::error::CommandError;
 use crate::history::{HistoryEvent, StorePosition};
 use crate::metadata::CommandMetadata;
-use crate::postgres::PgReads;
+use crate::postgres::PgEventLog;
 use crate::snapshot;
-use crate::sqlite::{SqliteEventRepository, SqliteReads};
-use crate::store::StoreReads;
+use crate::sqlite::SqliteEventLog;
+use crate::store::{AppendError, EventLog};
 
 /// How many times a command is tried when other writers keep winning the race.
 const DEFAULT_MAX_ATTEMPTS: u32 = 10;
@@ -64,44 +64,28 @@ pub trait Commands: Send + Sync + 'static {
     ) -> Result<(), CommandError>;
 }
 
-/// The write side's entry point over one event store (`R`: the cqrs-es repository,
-/// `reads`: the store's own columns).
-pub struct CommandService<R: PersistedEventRepository> {
-    reads: Box<dyn StoreReads>,
-    models: PersistedEventStore<R, ProcessModel>,
-    rejections: PersistedEventStore<R, CommandRejection>,
+/// The write side's entry point over one event store. cqrs-es supplies the aggregate model
+/// (decide with `handle`, evolve with `apply`) and the serialized event shape; loading and
+/// appending are the [`EventLog`]'s (one round trip each).
+pub struct CommandService {
+    log: Box<dyn EventLog>,
     max_attempts: u32,
 }
 
-impl CommandService<PostgresEventRepository> {
-    /// The write side on PostgreSQL (postgres-es).
+impl CommandService {
+    /// The write side on PostgreSQL.
     pub fn postgres(pool: PgPool) -> Self {
-        Self::new(
-            PostgresEventRepository::new(pool.clone()),
-            PostgresEventRepository::new(pool.clone()),
-            PgReads::new(pool),
-        )
+        Self::new(PgEventLog::new(pool))
     }
-}
 
-impl CommandService<SqliteEventRepository> {
     /// The write side on the embedded SQLite store.
     pub fn sqlite(pool: SqlitePool) -> Self {
-        Self::new(
-            SqliteEventRepository::new(pool.clone()),
-            SqliteEventRepository::new(pool.clone()),
-            SqliteReads::new(pool),
-        )
+        Self::new(SqliteEventLog::new(pool))
     }
-}
 
-impl<R: PersistedEventRepository + 'static> CommandService<R> {
-    fn new(models: R, rejections: R, reads: impl StoreReads) -> Self {
+    fn new(log: impl EventLog) -> Self {
         Self {
-            // Only commits go through cqrs-es; loads (with upcasting) are `snapshot::load`.
-            models: PersistedEventStore::new_event_store(models),
-            rejections: PersistedEventStore::new_event_store(rejections),
-            reads: Box::new(reads),
+            log: Box::new(log),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
         }
     }
@@ -131,40 +115,38 @@ impl<R: PersistedEventRepository + 'static> CommandService<R> {
                 .aggregate
                 .handle(command.clone(), &(), &sink)
                 .await?;
+            // `model` is the state after the events: the sink applied them.
             let model = context.aggregate.clone();
-            let events = sink.collect().await;
+            let events = wrap::<ProcessModel>(
+                &stream,
+                context.current_sequence,
+                sink.collect().await,
+                &metadata,
+            );
             if events.is_empty() {
                 return Ok(Committed {
                     model,
-                    events: Vec::new(),
+                    events,
                     position: None,
                 });
             }
-            match self.models.commit(events, context, metadata.clone()).await {
-                Ok(events) => {
-                    // `model` is the state after the events: the sink applied them.
+            match self.log.append(&serialize(&events)?).await {
+                Ok(position) => {
                     let sequence = events.last().map_or(0, |e| e.sequence);
                     if snapshot::due(sequence, snapshot_sequence) {
-                        snapshot::save(self.reads.as_ref(), &stream, sequence, &model).await;
+                        snapshot::save(self.log.as_ref(), &stream, sequence, &model).await;
                     }
-                    let last = sequence as i64;
-                    let position = self
-                        .reads
-                        .position_of(ProcessModel::TYPE, &stream, last)
-                        .await?;
                     return Ok(Committed {
                         model,
                         events,
-                        position,
+                        position: Some(position),
                     });
                 }
-                Err(error) => match CommandError::from_aggregate(error) {
-                    Ok(error) => return Err(error),
-                    Err(_conflict) => {
-                        tracing::debug!(attempt, "conflict on append; retrying");
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
-                },
+                Err(AppendError::Conflict) => {
+                    tracing::debug!(attempt, "conflict on append; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(AppendError::Store(error)) => return Err(error.into()),
             }
         }
         Err(CommandError::Contention {
@@ -184,18 +166,18 @@ impl<R: PersistedEventRepository + 'static> CommandService<R> {
     }
 
     /// The stream's state: from its snapshot and the events after it when it has one, else
-    /// from all its events (one round trip either way; cqrs-es is used to commit).
+    /// from all its events (one round trip either way).
     async fn load_context(
         &self,
         stream: &str,
     ) -> Result<snapshot::Loaded, AggregateError<ProcessModelError>> {
-        snapshot::load(self.reads.as_ref(), stream).await
+        snapshot::load(self.log.as_ref(), stream).await
     }
 
     /// A model's events with their store positions and times.
     pub async fn history(&self, id: ModelId) -> Result<Vec<HistoryEvent>, CommandError> {
         Ok(self
-            .reads
+            .log
             .history(ProcessModel::TYPE, &id.to_string())
             .await?)
     }
@@ -209,27 +191,22 @@ impl<R: PersistedEventRepository + 'static> CommandService<R> {
     ) -> Result<(), CommandError> {
         let stream = uuid::Uuid::new_v4().to_string();
         let metadata = metadata.to_map(&rejection.command);
-        let context = self.rejections.load_aggregate(&stream).await.map_err(|e| {
-            CommandError::from_aggregate(e).unwrap_or(CommandError::Contention { attempts: 1 })
-        })?;
-        let mut context = context;
         let sink = cqrs_es::event_sink::EventSink::default();
-        context
-            .aggregate
+        CommandRejection::default()
             .handle(RecordRejection(rejection), &(), &sink)
             .await?;
-        self.rejections
-            .commit(sink.collect().await, context, metadata)
-            .await
-            .map_err(|e| {
-                CommandError::from_aggregate(e).unwrap_or(CommandError::Contention { attempts: 1 })
-            })?;
-        Ok(())
+        let events = wrap::<CommandRejection>(&stream, 0, sink.collect().await, &metadata);
+        match self.log.append(&serialize(&events)?).await {
+            Ok(_) => Ok(()),
+            // A fresh stream: only a second writer of the same new id could conflict.
+            Err(AppendError::Conflict) => Err(CommandError::Contention { attempts: 1 }),
+            Err(AppendError::Store(error)) => Err(error.into()),
+        }
     }
 }
 
 #[async_trait]
-impl<R: PersistedEventRepository + 'static> Commands for CommandService<R> {
+impl Commands for CommandService {
     async fn execute(
         &self,
         id: ModelId,
@@ -260,4 +237,36 @@ impl<R: PersistedEventRepository + 'static> Commands for CommandService<R> {
 fn backoff(attempt: u32) -> Duration {
     let ceiling_ms = 2u64 << attempt.min(6);
     Duration::from_millis(rand::rng().random_range(1..=ceiling_ms))
+}
+
+/// The envelopes of one commit: consecutive sequences after `last_sequence`, each with the
+/// command's metadata.
+fn wrap<A: Aggregate>(
+    stream: &str,
+    last_sequence: usize,
+    events: Vec<A::Event>,
+    metadata: &HashMap<String, String>,
+) -> Vec<EventEnvelope<A>> {
+    events
+        .into_iter()
+        .zip(last_sequence + 1..)
+        .map(|(payload, sequence)| EventEnvelope {
+            aggregate_id: stream.to_owned(),
+            sequence,
+            payload,
+            metadata: metadata.clone(),
+        })
+        .collect()
+}
+
+fn serialize<A: Aggregate>(
+    events: &[EventEnvelope<A>],
+) -> Result<Vec<SerializedEvent>, CommandError> {
+    events
+        .iter()
+        .map(|event| {
+            SerializedEvent::try_from(event)
+                .map_err(|e: PersistenceError| CommandError::Store(Box::new(e)))
+        })
+        .collect()
 }

@@ -9,7 +9,7 @@ use cqrs_es::persist::{EventUpcaster, PersistenceError};
 use cqrs_es::{Aggregate, AggregateError, EventEnvelope};
 use domain::{ProcessModel, ProcessModelError};
 
-use crate::store::{Snapshot, StoreReads};
+use crate::store::{EventLog, Snapshot};
 use crate::upcast::ModelEventUpcaster;
 
 /// The serialized shape of [`ProcessModel`] in snapshots. Change it whenever that shape
@@ -30,12 +30,11 @@ pub(crate) struct Loaded {
 /// has a usable one, else from all its events. A snapshot that no longer decodes is ignored
 /// (the stream is read again, whole).
 pub(crate) async fn load(
-    reads: &dyn StoreReads,
+    log: &dyn EventLog,
     stream: &str,
 ) -> Result<Loaded, AggregateError<ProcessModelError>> {
     let read = |schema: &'static str| async move {
-        reads
-            .load_stream(ProcessModel::TYPE, stream, schema)
+        log.load_stream(ProcessModel::TYPE, stream, schema)
             .await
             .map_err(|e| AggregateError::DatabaseConnectionError(Box::new(e)))
     };
@@ -90,20 +89,14 @@ pub(crate) fn due(sequence: usize, snapshot_sequence: usize) -> bool {
 
 /// Stores `model` as the state at `sequence`. A failure costs only speed: it is logged and
 /// the next load replays further.
-pub(crate) async fn save(
-    reads: &dyn StoreReads,
-    stream: &str,
-    sequence: usize,
-    model: &ProcessModel,
-) {
+pub(crate) async fn save(log: &dyn EventLog, stream: &str, sequence: usize, model: &ProcessModel) {
     let result = async {
         let snapshot = Snapshot {
             sequence: i64::try_from(sequence).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
             schema: SCHEMA.to_owned(),
             payload: serde_json::to_value(model).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
         };
-        reads
-            .save_snapshot(ProcessModel::TYPE, stream, &snapshot)
+        log.save_snapshot(ProcessModel::TYPE, stream, &snapshot)
             .await
     }
     .await;

@@ -1,5 +1,11 @@
-//! What the command service needs of an event store besides cqrs-es's repository: the
-//! store's own columns, and aggregate snapshots. One implementation per backend.
+//! What the command service needs of an event store: load a stream, append a commit and
+//! learn where it landed, a stream's history with the store's own columns, and aggregate
+//! snapshots. One implementation per backend.
+//!
+//! The append is ours rather than cqrs-es's `PersistedEventRepository::persist`: that
+//! returns nothing, so the service had to ask afterwards where the commit landed (for
+//! read-your-writes), and postgres-es spends a round trip per event plus `BEGIN` and
+//! `COMMIT`. Here a commit is one statement that returns its position (ADR 0004).
 
 use async_trait::async_trait;
 use cqrs_es::persist::SerializedEvent;
@@ -15,22 +21,41 @@ pub struct Snapshot {
     pub payload: serde_json::Value,
 }
 
+/// Why an append wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Another writer appended to the stream first (a sequence is taken): nothing of this
+    /// commit was written.
+    #[error("another writer appended to the stream first")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
+impl AppendError {
+    /// A unique violation is the stream's `(aggregate_type, aggregate_id, sequence)` key:
+    /// another writer's append.
+    pub(crate) fn from_sqlx(error: sqlx::Error) -> Self {
+        match error.as_database_error() {
+            Some(db) if db.is_unique_violation() => Self::Conflict,
+            _ => Self::Store(error),
+        }
+    }
+}
+
 #[async_trait]
-pub trait StoreReads: Send + Sync + 'static {
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends one commit (events of one stream, consecutive sequences) atomically and
+    /// returns where its last event sits in the feed. A taken sequence is
+    /// [`AppendError::Conflict`] and writes nothing.
+    async fn append(&self, events: &[SerializedEvent]) -> Result<StorePosition, AppendError>;
+
     /// The events of one stream in sequence order, with positions and times.
     async fn history(
         &self,
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<Vec<HistoryEvent>, sqlx::Error>;
-
-    /// Where one event of a stream sits in the feed (for read-your-writes).
-    async fn position_of(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        sequence: i64,
-    ) -> Result<Option<StorePosition>, sqlx::Error>;
 
     /// One stream as the command service loads it, in one round trip: its snapshot of
     /// `schema` if one is stored, and the events after it (every event without one), in
@@ -82,4 +107,13 @@ pub(crate) fn split_stream(
         }
     }
     Ok((snapshot, events))
+}
+
+/// Whether `events` are one stream's consecutive events (what a commit is).
+pub(crate) fn commit_of_one_stream(events: &[SerializedEvent]) -> bool {
+    events.windows(2).all(|pair| {
+        pair[0].aggregate_type == pair[1].aggregate_type
+            && pair[0].aggregate_id == pair[1].aggregate_id
+            && pair[0].sequence + 1 == pair[1].sequence
+    })
 }

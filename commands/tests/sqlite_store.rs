@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
-use commands::sqlite::{open, EmbeddedStore, SqliteEventRepository, MIGRATOR};
+use commands::sqlite::{open, EmbeddedStore, SqliteEventLog, MIGRATOR};
+use commands::store::{AppendError, EventLog};
 use commands::{CommandError, CommandMetadata, CommandService};
-use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
+use cqrs_es::persist::SerializedEvent;
 use domain::process_model::{ChangeMetadata, CreateModel};
 use domain::{
     ModelAction, ModelId, ModelKey, ModelName, ProcessModel, ProcessModelCommand,
@@ -58,50 +59,61 @@ async fn commits(scratch: &Scratch) -> Vec<(i64, i64)> {
 #[tokio::test]
 async fn a_commits_events_share_the_commit_id_of_its_first_position() {
     let scratch = Scratch::new().await;
-    let repo = SqliteEventRepository::new(scratch.store.pool().clone());
-    repo.persist::<ProcessModel>(&[event("a", 1), event("a", 2), event("a", 3)], None)
+    let log = SqliteEventLog::new(scratch.store.pool().clone());
+    let first = log
+        .append(&[event("a", 1), event("a", 2), event("a", 3)])
         .await
         .expect("first commit");
-    repo.persist::<ProcessModel>(&[event("b", 1)], None)
-        .await
-        .expect("second commit");
-    repo.persist::<ProcessModel>(&[event("a", 4), event("a", 5)], None)
+    let second = log.append(&[event("b", 1)]).await.expect("second commit");
+    let third = log
+        .append(&[event("a", 4), event("a", 5)])
         .await
         .expect("third commit");
     assert_eq!(
         commits(&scratch).await,
         vec![(1, 1), (2, 1), (3, 1), (4, 4), (5, 5), (6, 5)]
     );
-    let loaded = repo.get_events::<ProcessModel>("a").await.expect("load");
+    // The append answers with its last event's place in the feed.
+    let places = [first, second, third].map(|p| (p.tx_id, p.global_position));
+    assert_eq!(places, [(1, 3), (4, 4), (5, 6)]);
+    let (_, loaded) = log
+        .load_stream("ProcessModel", "a", "none")
+        .await
+        .expect("load");
     let sequences: Vec<usize> = loaded.iter().map(|e| e.sequence).collect();
     assert_eq!(sequences, vec![1, 2, 3, 4, 5]);
-    let tail = repo
-        .get_last_events::<ProcessModel>("a", 3)
-        .await
-        .expect("tail");
-    assert_eq!(tail.len(), 2);
 }
 
 #[tokio::test]
 async fn a_second_writer_of_a_sequence_conflicts_and_writes_nothing() {
     let scratch = Scratch::new().await;
-    let repo = SqliteEventRepository::new(scratch.store.pool().clone());
-    repo.persist::<ProcessModel>(&[event("a", 1)], None)
-        .await
-        .expect("first");
-    let error = repo
-        .persist::<ProcessModel>(&[event("a", 2), event("a", 1)], None)
+    let log = SqliteEventLog::new(scratch.store.pool().clone());
+    log.append(&[event("a", 1)]).await.expect("first");
+    let error = log
+        .append(&[event("a", 1), event("a", 2)])
         .await
         .expect_err("sequence 1 is taken");
-    assert!(
-        matches!(error, PersistenceError::OptimisticLockError),
-        "{error:?}"
-    );
+    assert!(matches!(error, AppendError::Conflict), "{error:?}");
     assert_eq!(
         commits(&scratch).await,
         vec![(1, 1)],
         "the whole commit rolled back"
     );
+}
+
+#[tokio::test]
+async fn an_append_that_is_not_one_streams_commit_is_refused() {
+    let scratch = Scratch::new().await;
+    let log = SqliteEventLog::new(scratch.store.pool().clone());
+    for events in [
+        vec![],
+        vec![event("a", 1), event("b", 2)],
+        vec![event("a", 1), event("a", 3)],
+    ] {
+        let error = log.append(&events).await.expect_err("not a commit");
+        assert!(matches!(error, AppendError::Store(_)), "{error:?}");
+    }
+    assert!(commits(&scratch).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

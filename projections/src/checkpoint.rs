@@ -78,6 +78,33 @@ pub async fn load_for_update(conn: &mut PgConnection, name: &str) -> Result<Posi
     Ok(Checkpoint::from_row(&row)?.position)
 }
 
+/// Inside a transaction: moves the consumer's checkpoint from `from` to `to` if it is at
+/// `from` (compare-and-set), and locks its row until the transaction ends, so effects
+/// written in the same transaction commit with it. `false` (nothing changed) when the row
+/// is elsewhere or missing. A second consumer of the same name blocks on the row lock and
+/// then finds it moved, so overlapping runners never apply an event twice.
+pub async fn advance(
+    conn: &mut PgConnection,
+    name: &str,
+    from: Position,
+    to: Position,
+) -> Result<bool, FeedError> {
+    let updated = sqlx::query(
+        "UPDATE projection_checkpoints \
+            SET tx_id = $4::text::xid8, global_position = $5, updated_at = now() \
+          WHERE name = $1 AND tx_id = $2::text::xid8 AND global_position = $3",
+    )
+    .bind(name)
+    .bind(from.tx_id_text())
+    .bind(from.global_position)
+    .bind(to.tx_id_text())
+    .bind(to.global_position)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
 /// Inside the transaction that applied the effects up to `position`: stores it.
 pub async fn save(
     conn: &mut PgConnection,

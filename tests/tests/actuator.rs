@@ -87,6 +87,9 @@ async fn prometheus_exposes_request_histogram_by_route_template(backend: Backend
         "db_pool_connections_idle",
         "projection_lag_events{projection=\"process_models\"}",
         "projection_lag_events{projection=\"audit_logs\"}",
+        // The create waited for the read tables once (the test profile's timeout is > 0).
+        "read_your_writes_wait_seconds_count 1",
+        "read_your_writes_timeouts_total 0",
     ] {
         assert!(text.contains(expected), "missing {expected} in:\n{text}");
     }

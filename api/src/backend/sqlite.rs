@@ -93,7 +93,7 @@ pub async fn start(settings: &Settings, path: &Path) -> anyhow::Result<Started> 
 /// The SQLite write side, waking the projector loop after each commit so that
 /// read-your-writes waits for one batch, not for a poll interval.
 struct WakingCommands {
-    inner: CommandService<commands::sqlite::SqliteEventRepository>,
+    inner: CommandService,
     projections: SqliteProjections,
 }
 

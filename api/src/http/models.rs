@@ -529,7 +529,21 @@ async fn execute(
     // events instead.
     let timeout = state.read_your_writes_timeout;
     let caught_up = match committed.position {
-        Some(position) => state.store.wait_for_models(position, timeout).await,
+        Some(position) => {
+            let started = std::time::Instant::now();
+            let caught_up = state.store.wait_for_models(position, timeout).await;
+            // Timeout 0 switches the wait off: nothing to measure.
+            if !timeout.is_zero() {
+                let metrics = &state.metrics;
+                metrics
+                    .read_your_writes_wait
+                    .observe(started.elapsed().as_secs_f64());
+                if !caught_up {
+                    metrics.read_your_writes_timeouts.inc();
+                }
+            }
+            caught_up
+        }
         None => state.store.wait_for_stream(&id.to_string(), timeout).await,
     };
     if caught_up {

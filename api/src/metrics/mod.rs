@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 pub use http::track_requests;
@@ -36,6 +37,12 @@ pub struct Metrics {
     /// relay is the projection `nats_relay`, so this is also the relay's lag in seconds.
     pub projection_lag_seconds:
         prometheus_client::metrics::family::Family<ProjectionLabels, Gauge<f64, AtomicU64>>,
+    /// How long a command that wrote events waited for the read tables to include them
+    /// (read-your-writes), timeouts included: what that guarantee adds to a command.
+    pub read_your_writes_wait: Histogram,
+    /// Commands answered before the read tables included their events (the wait timed out;
+    /// the response says so in `X-Read-Your-Writes`).
+    pub read_your_writes_timeouts: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
@@ -82,6 +89,21 @@ impl Metrics {
             "Age of the oldest committed event a projection has not applied yet",
             projection_lag_seconds.clone(),
         );
+        let read_your_writes_wait = Histogram::new([
+            0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25,
+            0.5, 1.0, 2.5,
+        ]);
+        registry.register(
+            "read_your_writes_wait_seconds",
+            "Time a command waited for the read tables to include its events",
+            read_your_writes_wait.clone(),
+        );
+        let read_your_writes_timeouts = Counter::default();
+        registry.register(
+            "read_your_writes_timeouts",
+            "Commands answered before the read tables included their events",
+            read_your_writes_timeouts.clone(),
+        );
         registry.register_collector(Box::new(process::ProcessCollector::new()));
         registry.register_collector(Box::new(store::PoolCollector::new(pool)));
         Self {
@@ -92,6 +114,8 @@ impl Metrics {
             commands_rejected_unrecorded,
             projection_lag,
             projection_lag_seconds,
+            read_your_writes_wait,
+            read_your_writes_timeouts,
         }
     }
 

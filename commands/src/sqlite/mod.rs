@@ -1,13 +1,11 @@
 //! The write side on the embedded SQLite store: opening the one database file (WAL mode,
-//! held by one process at a time), its migrations, and the reads cqrs-es does not offer.
+//! held by one process at a time), its migrations, and its event log.
 
+mod event_log;
 mod file;
-mod reads;
-mod repository;
 
+pub use event_log::SqliteEventLog;
 pub use file::{open, EmbeddedStore, OpenError};
-pub use reads::SqliteReads;
-pub use repository::SqliteEventRepository;
 
 use sqlx::migrate::Migrator;
 

@@ -48,8 +48,14 @@ pub struct ProjectorRunner<P: ?Sized> {
 }
 
 enum Step {
-    Applied { to: Position, count: usize },
-    CaughtUp(Position),
+    Applied {
+        to: Position,
+        count: usize,
+    },
+    /// Nothing readable after the checkpoint.
+    CaughtUp,
+    /// The stored checkpoint is elsewhere: here.
+    Moved(Position),
 }
 
 struct StepFailure {
@@ -203,6 +209,9 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
             status.state = RunnerState::Running;
             status.lock_held = true;
         });
+        // Where this runner believes its checkpoint is; every step checks it against the
+        // stored one (`None`: not known yet, read it first).
+        let mut at: Option<Position> = None;
         loop {
             if is_done(shutdown.as_mut()) {
                 lock.release().await;
@@ -216,7 +225,21 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
             } else {
                 self.config.batch_size
             };
-            match self.step(limit).await {
+            let from = match at {
+                Some(from) => from,
+                None => match self.stored_checkpoint().await {
+                    Ok(from) => from,
+                    Err(failure) => {
+                        if self.back_off(&mut retry, failure, shutdown.as_mut()).await {
+                            lock.release().await;
+                            return Exit::Shutdown;
+                        }
+                        continue;
+                    }
+                },
+            };
+            at = Some(from);
+            let caught_up = match self.step(from, limit).await {
                 Ok(Step::Applied { to, count }) => {
                     tracing::debug!(projector = %self.name, checkpoint = %to, count, "applied");
                     retry = self.config.retry_initial;
@@ -224,68 +247,116 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                         careful_until = None;
                     }
                     self.succeeded(to);
+                    at = Some(to);
+                    // A short batch read everything readable: wait for the next append
+                    // rather than spend a step finding nothing.
+                    careful_until.is_none() && (count as i64) < limit
                 }
-                Ok(Step::CaughtUp(at)) => {
+                Ok(Step::CaughtUp) => {
                     retry = self.config.retry_initial;
                     careful_until = None;
-                    self.succeeded(at);
-                    // Wait until the feed has something after `at`; a cheap read first,
-                    // so an idle runner does not lock its checkpoint row on every poll.
-                    loop {
-                        tokio::select! {
-                            biased;
-                            () = shutdown.as_mut() => {
-                                lock.release().await;
-                                return Exit::Shutdown;
-                            }
-                            _ = feed.wait_for_more() => {}
-                        }
-                        if lock.check_due(self.config.lock_check_interval)
-                            && !lock.still_held().await
-                        {
-                            return self.lost_lock();
-                        }
-                        match feed::read_batch(&self.pool, at, 1).await {
-                            Ok(events) if events.is_empty() => continue,
-                            // More to do, or an error that the next step reports.
-                            _ => break,
-                        }
-                    }
+                    self.succeeded(from);
+                    true
+                }
+                Ok(Step::Moved(stored)) => {
+                    // The stored checkpoint is not where this runner thought (a new
+                    // checkpoint row, or a rebuild's swap moved it): go on from there.
+                    tracing::debug!(projector = %self.name, expected = %from, stored = %stored, "checkpoint moved");
+                    at = Some(stored);
+                    false
                 }
                 Err(failure) => {
-                    let error = chain(&failure.error);
-                    tracing::error!(projector = %self.name, %error, ?retry, "batch failed and was rolled back; retrying");
                     if let Some(until) = failure.attempted_until {
                         careful_until = Some(careful_until.map_or(until, |c| c.max(until)));
                     }
-                    self.update(|status| {
-                        status.state = RunnerState::Failing;
-                        status.last_error = Some(error);
-                        status.consecutive_failures = status.consecutive_failures.saturating_add(1);
-                    });
-                    tokio::select! {
-                        biased;
-                        () = shutdown.as_mut() => {
-                            lock.release().await;
-                            return Exit::Shutdown;
-                        }
-                        () = sleep(retry) => {}
+                    // The failed step rolled back; read the stored checkpoint again.
+                    at = None;
+                    if self
+                        .back_off(&mut retry, failure.error, shutdown.as_mut())
+                        .await
+                    {
+                        lock.release().await;
+                        return Exit::Shutdown;
                     }
-                    retry = retry.saturating_mul(2).min(self.config.retry_max);
+                    false
+                }
+            };
+            if caught_up {
+                // Wait until the feed may have something new: a notification (an append
+                // committed), the poll interval, or a re-subscription.
+                tokio::select! {
+                    biased;
+                    () = shutdown.as_mut() => {
+                        lock.release().await;
+                        return Exit::Shutdown;
+                    }
+                    _ = feed.wait_for_more() => {}
                 }
             }
         }
     }
 
-    /// One transaction: lock and read the checkpoint, read a batch, apply, save, commit.
-    async fn step(&self, limit: i64) -> Result<Step, StepFailure> {
+    /// Reports a failure and sleeps the back-off (doubling it); `true` when shut down
+    /// meanwhile.
+    async fn back_off<S: Future<Output = ()>>(
+        &self,
+        retry: &mut std::time::Duration,
+        error: ProjectionError,
+        mut shutdown: Pin<&mut S>,
+    ) -> bool {
+        let error = chain(&error);
+        tracing::error!(projector = %self.name, %error, retry = ?*retry, "batch failed and was rolled back; retrying");
+        self.update(|status| {
+            status.state = RunnerState::Failing;
+            status.last_error = Some(error);
+            status.consecutive_failures = status.consecutive_failures.saturating_add(1);
+        });
+        tokio::select! {
+            biased;
+            () = shutdown.as_mut() => return true,
+            () = sleep(*retry) => {}
+        }
+        *retry = retry.saturating_mul(2).min(self.config.retry_max);
+        false
+    }
+
+    /// The stored checkpoint (creating the row at the start if there is none).
+    async fn stored_checkpoint(&self) -> Result<Position, ProjectionError> {
         let mut tx = self.pool.begin().await?;
-        let from = checkpoint::load_for_update(&mut tx, &self.name).await?;
-        let events = feed::read_batch(&mut *tx, from, limit).await?;
+        let stored = checkpoint::load_for_update(&mut tx, &self.name).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// One step after `from`, the checkpoint this runner believes stored: read a batch (a
+    /// plain read, so a wake that finds nothing costs one query and no transaction), then
+    /// in one transaction move the stored checkpoint from `from` to the batch's end
+    /// (compare-and-set: it also locks the row, so an overlapping runner can never apply
+    /// the same events), apply, commit. A checkpoint that is not at `from` is reported as
+    /// [`Step::Moved`] and nothing is applied.
+    ///
+    /// The commit does not wait for its WAL flush (`synchronous_commit = off`, set with the
+    /// `BEGIN` in the same round trip): a projector writes only state derived from the
+    /// durable event store together with its checkpoint, so a crash can lose at most the
+    /// last few steps *as a whole*, effects and checkpoint alike, and they are applied again
+    /// from the events. Readers see a step as soon as it commits either way. This takes a
+    /// WAL flush off every command's read-your-writes wait.
+    async fn step(&self, from: Position, limit: i64) -> Result<Step, StepFailure> {
+        let events = feed::read_batch(&self.pool, from, limit).await?;
         let Some(last) = events.last().map(StoredEvent::position) else {
-            tx.rollback().await?;
-            return Ok(Step::CaughtUp(from));
+            return Ok(Step::CaughtUp);
         };
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+            .await?;
+        if !checkpoint::advance(&mut tx, &self.name, from, last).await? {
+            let stored = checkpoint::load(&mut *tx, &self.name)
+                .await?
+                .map_or(Position::START, |checkpoint| checkpoint.position);
+            tx.rollback().await?;
+            return Ok(Step::Moved(stored));
+        }
         let applied = AssertUnwindSafe(self.projector.apply(&mut tx, &events))
             .catch_unwind()
             .await
@@ -303,7 +374,6 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                 attempted_until: Some(last),
             });
         }
-        checkpoint::save(&mut tx, &self.name, last).await?;
         tx.commit().await?;
         Ok(Step::Applied {
             to: last,

@@ -1,4 +1,10 @@
-//! Reads of the SQLite event store's own columns (position, time).
+//! The embedded SQLite event store as the command service uses it (see [`crate::store`]).
+//!
+//! `sqlite-es` 0.5 was the first choice but falls short here: its table has no global
+//! position (the feed's order) and it recognises an optimistic-lock conflict only by the
+//! primary-key error code of its own table layout. This writes our `events` table
+//! (migrations/sqlite), whose `UNIQUE (aggregate_type, aggregate_id, sequence)` violation is
+//! a conflict.
 
 use async_trait::async_trait;
 use sqlx::SqlitePool;
@@ -6,23 +12,65 @@ use sqlx::SqlitePool;
 use crate::history::{HistoryEvent, StorePosition};
 use cqrs_es::persist::SerializedEvent;
 
-use crate::store::{split_stream, Snapshot, StoreReads};
+use crate::store::{commit_of_one_stream, split_stream, AppendError, EventLog, Snapshot};
 
-/// [`StoreReads`] over the embedded store. Its `global_position` is commit order; `tx_id`
+/// The first event of a commit takes the position it is about to get as the commit's id
+/// (`tx_id`); the others get the same id (see migrations/sqlite/0001_events.sql).
+const INSERT: &str = "INSERT INTO events \
+     (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, tx_id) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, coalesce(?, \
+         (SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name = 'events'))) \
+     RETURNING tx_id, global_position";
+
+/// [`EventLog`] over the embedded store. Its `global_position` is commit order; `tx_id`
 /// is the commit's first global position.
 #[derive(Debug, Clone)]
-pub struct SqliteReads {
+pub struct SqliteEventLog {
     pool: SqlitePool,
 }
 
-impl SqliteReads {
+impl SqliteEventLog {
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
     }
 }
 
 #[async_trait]
-impl StoreReads for SqliteReads {
+impl EventLog for SqliteEventLog {
+    /// One transaction (SQLite has one writer at a time: the commit is atomic and its
+    /// positions consecutive).
+    async fn append(&self, events: &[SerializedEvent]) -> Result<StorePosition, AppendError> {
+        if events.is_empty() || !commit_of_one_stream(events) {
+            return Err(AppendError::Store(sqlx::Error::Protocol(
+                "an append is a non-empty commit to one stream".into(),
+            )));
+        }
+        let mut tx = self.pool.begin().await.map_err(AppendError::from_sqlx)?;
+        let mut last: Option<StorePosition> = None;
+        for event in events {
+            let sequence =
+                i64::try_from(event.sequence).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            let (tx_id, global_position): (i64, i64) = sqlx::query_as(INSERT)
+                .bind(&event.aggregate_type)
+                .bind(&event.aggregate_id)
+                .bind(sequence)
+                .bind(&event.event_type)
+                .bind(&event.event_version)
+                .bind(&event.payload)
+                .bind(&event.metadata)
+                .bind(last.map(|position| position.tx_id))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(AppendError::from_sqlx)?;
+            last = Some(StorePosition {
+                tx_id,
+                global_position,
+            });
+        }
+        tx.commit().await.map_err(AppendError::from_sqlx)?;
+        last.ok_or_else(|| AppendError::Store(sqlx::Error::RowNotFound))
+    }
+
     async fn history(
         &self,
         aggregate_type: &str,
@@ -39,27 +87,6 @@ impl StoreReads for SqliteReads {
         .bind(aggregate_id)
         .fetch_all(&self.pool)
         .await
-    }
-
-    async fn position_of(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        sequence: i64,
-    ) -> Result<Option<StorePosition>, sqlx::Error> {
-        let position: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT tx_id, global_position FROM events
-              WHERE aggregate_type = ? AND aggregate_id = ? AND sequence = ?",
-        )
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .bind(sequence)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(position.map(|(tx_id, global_position)| StorePosition {
-            tx_id,
-            global_position,
-        }))
     }
 
     async fn load_stream(

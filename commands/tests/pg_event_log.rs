@@ -1,0 +1,180 @@
+//! The PostgreSQL event log: one statement per commit that answers with its position,
+//! conflicts that write nothing, and the command service's retries on top of it.
+
+use std::str::FromStr;
+
+use commands::postgres::PgEventLog;
+use commands::store::{AppendError, EventLog};
+use cqrs_es::persist::SerializedEvent;
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A fresh, migrated database, dropped when the test ends (also when it fails).
+struct TestDb {
+    pool: PgPool,
+    name: String,
+}
+
+impl TestDb {
+    async fn create() -> Self {
+        let name = format!("ct_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&admin_url()).await.expect("connect");
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create database");
+        let _ = admin.close().await;
+        let options = PgConnectOptions::from_str(&admin_url())
+            .expect("url")
+            .database(&name);
+        let db = Self {
+            pool: PgPoolOptions::new().connect_lazy_with(options),
+            name,
+        };
+        MIGRATOR.run(&db.pool).await.expect("migrate");
+        db
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop cannot await: drop the database from a thread with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
+                    let _ = admin
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn event(id: &str, sequence: usize) -> SerializedEvent {
+    SerializedEvent::new(
+        id.to_owned(),
+        sequence,
+        "ProcessModel".to_owned(),
+        "MetadataChanged".to_owned(),
+        "1.0".to_owned(),
+        json!({"MetadataChanged": {"name": format!("n{sequence}")}}),
+        json!({"user_id": "alice"}),
+    )
+}
+
+/// `(aggregate_id, sequence, tx_id, global_position)` of every stored event.
+async fn rows(db: &TestDb) -> Vec<(String, i64, i64, i64)> {
+    sqlx::query_as(
+        "SELECT aggregate_id, sequence, tx_id::text::bigint, global_position
+           FROM events ORDER BY global_position",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("rows")
+}
+
+#[tokio::test]
+async fn an_append_is_one_transaction_and_answers_with_its_last_events_place() {
+    let db = TestDb::create().await;
+    let log = PgEventLog::new(db.pool.clone());
+    let first = log
+        .append(&[event("a", 1), event("a", 2), event("a", 3)])
+        .await
+        .expect("first commit");
+    let second = log.append(&[event("b", 1)]).await.expect("second commit");
+    let stored = rows(&db).await;
+    assert_eq!(stored.len(), 4);
+    let sequences: Vec<(&str, i64)> = stored.iter().map(|r| (r.0.as_str(), r.1)).collect();
+    assert_eq!(sequences, [("a", 1), ("a", 2), ("a", 3), ("b", 1)]);
+    // One commit, one transaction id; the answer is the commit's last event.
+    assert!(stored[..3].iter().all(|r| r.2 == stored[0].2));
+    assert_ne!(stored[3].2, stored[0].2);
+    assert_eq!(
+        (first.tx_id, first.global_position),
+        (stored[2].2, stored[2].3)
+    );
+    assert_eq!(
+        (second.tx_id, second.global_position),
+        (stored[3].2, stored[3].3)
+    );
+    // Payload and metadata are stored as given.
+    let (payload, metadata): (serde_json::Value, serde_json::Value) = sqlx::query_as(
+        "SELECT payload, metadata FROM events WHERE aggregate_id = 'a' AND sequence = 2",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("event");
+    assert_eq!(payload, json!({"MetadataChanged": {"name": "n2"}}));
+    assert_eq!(metadata, json!({"user_id": "alice"}));
+}
+
+#[tokio::test]
+async fn a_taken_sequence_is_a_conflict_and_writes_nothing_of_the_commit() {
+    let db = TestDb::create().await;
+    let log = PgEventLog::new(db.pool.clone());
+    log.append(&[event("a", 1), event("a", 2)])
+        .await
+        .expect("first");
+    let error = log
+        .append(&[event("a", 2), event("a", 3)])
+        .await
+        .expect_err("sequence 2 is taken");
+    assert!(matches!(error, AppendError::Conflict), "{error:?}");
+    assert_eq!(
+        rows(&db).await.len(),
+        2,
+        "nothing of the commit was written"
+    );
+}
+
+#[tokio::test]
+async fn an_append_that_is_not_one_streams_commit_is_refused() {
+    let db = TestDb::create().await;
+    let log = PgEventLog::new(db.pool.clone());
+    for events in [
+        vec![],
+        vec![event("a", 1), event("b", 2)],
+        vec![event("a", 1), event("a", 3)],
+    ] {
+        let error = log.append(&events).await.expect_err("not a commit");
+        assert!(matches!(error, AppendError::Store(_)), "{error:?}");
+    }
+    assert!(rows(&db).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_of_one_sequence_store_exactly_one() {
+    let db = TestDb::create().await;
+    let log = std::sync::Arc::new(PgEventLog::new(db.pool.clone()));
+    let attempts: Vec<_> = (0..8)
+        .map(|_| {
+            let log = log.clone();
+            tokio::spawn(async move { log.append(&[event("race", 1)]).await })
+        })
+        .collect();
+    let mut stored = 0;
+    for attempt in attempts {
+        match attempt.await.expect("task") {
+            Ok(_) => stored += 1,
+            Err(AppendError::Conflict) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(stored, 1);
+    assert_eq!(rows(&db).await.len(), 1);
+}
