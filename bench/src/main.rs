@@ -746,23 +746,38 @@ impl Bench<'_> {
         Ok(())
     }
 
-    /// The server's histogram of the read-your-writes wait since it started (`None` when
-    /// the server does not export it, e.g. an older build).
+    /// The server's histogram of the read-your-writes wait since it started (`None`, with a
+    /// note on stderr, when it cannot be read, e.g. from an older build).
     async fn server_wait(&self) -> Option<report::ServerWait> {
         let url = format!("{}/actuator/prometheus", self.server.base());
-        let text = self.client.get(url).send().await.ok()?.text().await.ok()?;
+        let text = match self.client.get(&url).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(error) => {
+                eprintln!("note: cannot scrape {url}: {error}");
+                return None;
+            }
+        };
         let buckets = histogram::buckets(&text, "read_your_writes_wait_seconds");
         let timeouts = text
             .lines()
             .find_map(|line| line.strip_prefix("read_your_writes_timeouts_total "))
             .and_then(|value| value.trim().parse::<f64>().ok())
             .unwrap_or(0.0);
-        Some(report::ServerWait {
-            commands: buckets.last()?.1,
-            p50_ms: histogram::quantile(&buckets, 0.5)? * 1000.0,
-            p99_ms: histogram::quantile(&buckets, 0.99)? * 1000.0,
-            timeouts: timeouts as u64,
-        })
+        let wait = (|| {
+            Some(report::ServerWait {
+                commands: buckets.last()?.1,
+                p50_ms: histogram::quantile(&buckets, 0.5)? * 1000.0,
+                p99_ms: histogram::quantile(&buckets, 0.99)? * 1000.0,
+                timeouts: timeouts as u64,
+            })
+        })();
+        if wait.is_none() {
+            eprintln!(
+                "note: no read_your_writes_wait_seconds observations at {url} ({} buckets)",
+                buckets.len()
+            );
+        }
+        wait
     }
 
     /// Stops the server and starts a new one on the same (now seeded) database.
