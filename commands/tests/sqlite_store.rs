@@ -12,8 +12,7 @@ use commands::{CommandError, CommandMetadata, CommandService};
 use cqrs_es::persist::SerializedEvent;
 use domain::process_model::{ChangeMetadata, CreateModel};
 use domain::{
-    ModelAction, ModelId, ModelKey, ModelName, ProcessModel, ProcessModelCommand,
-    ProcessModelError, TenantId,
+    ModelAction, ModelId, ModelKey, ModelName, ProcessModelCommand, ProcessModelError, TenantId,
 };
 use serde_json::json;
 
