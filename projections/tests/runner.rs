@@ -402,3 +402,42 @@ async fn read_your_writes_compares_feed_positions_not_global_positions() {
     assert_eq!(detached.status().state, RunnerState::Idle);
     running.stop().await;
 }
+
+#[tokio::test]
+async fn an_event_held_back_by_a_short_open_transaction_follows_it_without_waiting_for_a_poll() {
+    let db = TestDb::create().await;
+    create_projected(&db.pool).await;
+    // A poll interval far longer than the test may take: only a notification or the
+    // runner's recheck can bring the held-back event in time.
+    let slow_poll = RunnerConfig {
+        poll_interval: Duration::from_secs(30),
+        ..config()
+    };
+    let running = start(&db.pool, recorder("a"), slow_poll);
+    let handle = running.handle.clone();
+    let first = append(&db.pool, "warm", 1).await.expect("append");
+    assert!(handle.wait_for_event(first, LIMIT).await.expect("wait"));
+
+    // An older transaction holds the xmin gate shut; the event committed after it is
+    // notified but not readable yet, and its end sends no notification.
+    let mut older = db.pool.begin().await.expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *older)
+        .await
+        .expect("assign a transaction id");
+    let held = append(&db.pool, "held", 1).await.expect("append");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    older.rollback().await.expect("end the older transaction");
+
+    let started = std::time::Instant::now();
+    assert!(
+        handle
+            .wait_for_event(held, Duration::from_secs(5))
+            .await
+            .expect("wait"),
+        "the held-back event was applied once the gate opened"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(assert_effects_match_checkpoint(&db.pool).await, 2);
+    running.stop().await;
+}

@@ -22,6 +22,7 @@ use crate::checkpoint;
 use crate::error::{chain, ProjectionError};
 use crate::event::StoredEvent;
 use crate::feed::{self, Feed};
+use crate::listener::Wake;
 use crate::position::Position;
 
 pub use config::RunnerConfig;
@@ -46,6 +47,9 @@ pub struct ProjectorRunner<P: ?Sized> {
     config: RunnerConfig,
     status: watch::Sender<RunnerStatus>,
 }
+
+/// The first recheck after a read that found nothing; see `recheck` in `lead`.
+const RECHECK_FIRST: std::time::Duration = std::time::Duration::from_millis(1);
 
 enum Step {
     Applied {
@@ -212,6 +216,13 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         // Where this runner believes its checkpoint is; every step checks it against the
         // stored one (`None`: not known yet, read it first).
         let mut at: Option<Position> = None;
+        // When to look again after a read that found nothing although an append was just
+        // notified or applied. Such an event is usually behind the xmin gate: an older
+        // transaction, of any database in the cluster, is still open, and its end sends no
+        // notification. Without a recheck the event would wait for the next append or the
+        // poll interval; with it, for the open transaction plus a back-off (1, 2, 4 … ms,
+        // up to the poll interval).
+        let mut recheck: Option<std::time::Duration> = None;
         loop {
             if is_done(shutdown.as_mut()) {
                 lock.release().await;
@@ -248,9 +259,10 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                     }
                     self.succeeded(to);
                     at = Some(to);
-                    // A short batch read everything readable: wait for the next append
-                    // rather than spend a step finding nothing.
-                    careful_until.is_none() && (count as i64) < limit
+                    // Read on at once (an empty read is one query); if that finds nothing,
+                    // look again shortly (see `recheck`).
+                    recheck = Some(RECHECK_FIRST);
+                    false
                 }
                 Ok(Step::CaughtUp) => {
                     retry = self.config.retry_initial;
@@ -283,14 +295,29 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
             };
             if caught_up {
                 // Wait until the feed may have something new: a notification (an append
-                // committed), the poll interval, or a re-subscription.
+                // committed), the poll interval, a re-subscription, or a recheck.
+                let pause = recheck;
+                recheck = pause
+                    .map(|pause| pause * 2)
+                    .filter(|next| *next < self.config.poll_interval);
+                let recheck_due = async {
+                    match pause {
+                        Some(pause) => sleep(pause).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     biased;
                     () = shutdown.as_mut() => {
                         lock.release().await;
                         return Exit::Shutdown;
                     }
-                    _ = feed.wait_for_more() => {}
+                    wake = feed.wait_for_more() => {
+                        if wake == Wake::Notified {
+                            recheck = Some(RECHECK_FIRST);
+                        }
+                    }
+                    () = recheck_due => {}
                 }
             }
         }
