@@ -33,6 +33,8 @@ pub struct Report {
     pub history: Option<HistoryCost>,
     pub read_your_writes: Option<ReadYourWrites>,
     pub fanout: Option<crate::fanout::FanoutReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<crate::rebuild::RebuildReport>,
     pub targets: Vec<Target>,
 }
 
@@ -242,6 +244,7 @@ impl Report {
             history: None,
             read_your_writes: None,
             fanout: None,
+            rebuild: None,
             targets: Vec::new(),
         }
     }
@@ -457,6 +460,9 @@ impl Report {
         self.print_scenarios();
         if let Some(fanout) = &self.fanout {
             fanout.print();
+        }
+        if let Some(rebuild) = &self.rebuild {
+            rebuild.print();
         }
     }
 
