@@ -127,6 +127,13 @@ pub struct Args {
     /// Batch size of the rebuild scenario's bare feed read (the CLI's rebuild batch).
     #[arg(long, default_value_t = 5000)]
     rebuild_batch: i64,
+    /// Read models the rebuild scenario rebuilds.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "process_models,audit_logs"
+    )]
+    rebuild_families: Vec<String>,
     /// Another server binary whose rebuilds run alternately with `--server-bin`'s on the same
     /// data (a before/after comparison in one run).
     #[arg(long)]
@@ -521,7 +528,7 @@ impl Bench<'_> {
                 pass.events, pass.seconds, pass.events_per_s
             );
             report.passes.push(pass);
-            for family in ["process_models", "audit_logs"] {
+            for family in &args.rebuild_families {
                 for (label, binary) in &binaries {
                     rebuild::vacuum(pool).await?;
                     let pass = rebuild::measure_cli(
