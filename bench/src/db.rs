@@ -118,6 +118,7 @@ pub fn with_fields(template: &Value, fields: &[(&str, Value)]) -> anyhow::Result
 /// Bulk-inserts events with `UNNEST`, flushing every few thousand rows (or megabytes).
 pub struct EventWriter<'a> {
     pool: &'a PgPool,
+    aggregate_types: Vec<&'static str>,
     ids: Vec<String>,
     sequences: Vec<i64>,
     types: Vec<String>,
@@ -135,6 +136,7 @@ impl<'a> EventWriter<'a> {
     pub fn new(pool: &'a PgPool) -> Self {
         Self {
             pool,
+            aggregate_types: Vec::new(),
             ids: Vec::new(),
             sequences: Vec::new(),
             types: Vec::new(),
@@ -153,13 +155,29 @@ impl<'a> EventWriter<'a> {
         template: &TemplateEvent,
         payload: String,
     ) -> anyhow::Result<()> {
-        self.bytes += payload.len() + 200;
+        let metadata = template.metadata.to_string();
+        self.push_event(MODEL_TYPE, id, sequence, template, payload, metadata)
+            .await
+    }
+
+    /// One event of any aggregate type, with its own metadata (JSON text).
+    pub async fn push_event(
+        &mut self,
+        aggregate_type: &'static str,
+        id: String,
+        sequence: i64,
+        template: &TemplateEvent,
+        payload: String,
+        metadata: String,
+    ) -> anyhow::Result<()> {
+        self.bytes += payload.len() + metadata.len() + 100;
+        self.aggregate_types.push(aggregate_type);
         self.ids.push(id);
         self.sequences.push(sequence);
         self.types.push(template.event_type.clone());
         self.versions.push(template.event_version.clone());
         self.payloads.push(payload);
-        self.metadata.push(template.metadata.to_string());
+        self.metadata.push(metadata);
         if self.ids.len() >= Self::MAX_ROWS || self.bytes >= Self::MAX_BYTES {
             self.flush().await?;
         }
@@ -172,11 +190,11 @@ impl<'a> EventWriter<'a> {
         }
         sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-             SELECT $1, u.id, u.seq, u.typ, u.ver, u.payload::jsonb, u.meta::jsonb \
-             FROM UNNEST($2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[]) \
-                  AS u(id, seq, typ, ver, payload, meta)",
+             SELECT u.agg, u.id, u.seq, u.typ, u.ver, u.payload::jsonb, u.meta::jsonb \
+             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+                  AS u(agg, id, seq, typ, ver, payload, meta)",
         )
-        .bind(MODEL_TYPE)
+        .bind(&self.aggregate_types)
         .bind(&self.ids)
         .bind(&self.sequences)
         .bind(&self.types)
@@ -187,6 +205,7 @@ impl<'a> EventWriter<'a> {
         .await
         .context("bulk insert of seed events")?;
         self.written += self.ids.len() as u64;
+        self.aggregate_types.clear();
         self.ids.clear();
         self.sequences.clear();
         self.types.clear();

@@ -13,6 +13,7 @@ mod fanout;
 mod histogram;
 mod load;
 mod pgbench;
+mod rebuild;
 mod report;
 mod server;
 
@@ -49,6 +50,7 @@ const ALL_SCENARIOS: &[&str] = &[
     "pgbench",
     "ryw",
     "fanout",
+    "rebuild",
 ];
 
 #[derive(Debug, Parser)]
@@ -113,6 +115,30 @@ pub struct Args {
     /// Commands per second of the fan-out scenario.
     #[arg(long, default_value_t = 200.0)]
     fanout_rate: f64,
+    /// Events the rebuild scenario seeds (a quarter creates, 5 % rejections, the rest metadata
+    /// changes).
+    #[arg(long, default_value_t = 1_000_000)]
+    rebuild_events: u64,
+    /// Tenants of the rebuild scenario's events.
+    #[arg(long, default_value_t = 4)]
+    rebuild_tenants: usize,
+    /// Passes of the rebuild scenario (feed read, models rebuild, audit rebuild each).
+    #[arg(long, default_value_t = 3)]
+    rebuild_runs: usize,
+    /// Batch size of the rebuild scenario's bare feed read (the CLI's rebuild batch).
+    #[arg(long, default_value_t = 5000)]
+    rebuild_batch: i64,
+    /// Read models the rebuild scenario rebuilds.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "process_models,audit_logs"
+    )]
+    rebuild_families: Vec<String>,
+    /// Another server binary whose rebuilds run alternately with `--server-bin`'s on the same
+    /// data (a before/after comparison in one run).
+    #[arg(long)]
+    rebuild_baseline_bin: Option<PathBuf>,
     /// Extra server settings, e.g. `APP_DATABASE__MAX_CONNECTIONS=20` (repeatable).
     #[arg(long = "server-env", value_name = "KEY=VALUE")]
     server_env: Vec<String>,
@@ -343,14 +369,17 @@ impl Bench<'_> {
         wants: &dyn Fn(&str) -> bool,
     ) -> anyhow::Result<()> {
         let args = self.args;
-        self.seed(pool, wants("history")).await?;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        self.report.memory.idle_seeded = self.server.memory();
-        eprintln!(
-            "idle RSS with {} models: {:.1} MiB",
-            args.models,
-            self.report.memory.idle_seeded.rss_mib()
-        );
+        // The rebuild scenario seeds its own event log.
+        if args.scenarios.iter().any(|s| s != "rebuild") {
+            self.seed(pool, wants("history")).await?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            self.report.memory.idle_seeded = self.server.memory();
+            eprintln!(
+                "idle RSS with {} models: {:.1} MiB",
+                args.models,
+                self.report.memory.idle_seeded.rss_mib()
+            );
+        }
 
         for op in [Op::Create, Op::Get, Op::List, Op::UpdateIfMatch, Op::Update] {
             if wants(op.label()) {
@@ -443,6 +472,86 @@ impl Bench<'_> {
         if wants("fanout") {
             self.fanout(pool).await?;
         }
+        // Last: it stops the server.
+        if wants("rebuild") {
+            self.rebuild(pool).await?;
+        }
+        Ok(())
+    }
+
+    /// Feed read and rebuild rates over a seeded log of `--rebuild-events` events.
+    async fn rebuild(&mut self, pool: &sqlx::PgPool) -> anyhow::Result<()> {
+        let args = self.args;
+        // A refused command (the key exists), so the server writes a rejection record to copy.
+        let response = self
+            .client
+            .post(format!("{}/api/v1/process-models", self.ctx.base))
+            .header("Authorization", &self.ctx.bearer)
+            .json(&json!({"key": "tmplseed", "name": "Template again"}))
+            .send()
+            .await?;
+        if response.status().is_success() {
+            bail!("the duplicate create was accepted; expected a conflict");
+        }
+        let templates = rebuild::Templates {
+            created: self.created.clone(),
+            changed: self.changed.clone(),
+            rejected: rebuild::rejection_template(pool).await?,
+        };
+        // Only the rebuilds work on the database from here on.
+        self.server.stop();
+        eprintln!("rebuild: seeding {} events …", args.rebuild_events);
+        let seeded =
+            rebuild::seed(pool, &templates, args.rebuild_events, args.rebuild_tenants).await?;
+        eprintln!(
+            "rebuild: seeded {} events in {:.1} s",
+            seeded.events, seeded.insert_s
+        );
+        // As autovacuum would soon: hint bits set and statistics fresh for every pass alike.
+        sqlx::query("VACUUM (ANALYZE) events").execute(pool).await?;
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(pool)
+            .await?;
+        let events = events as u64;
+        let mut binaries = vec![("current", args.server_bin.clone())];
+        if let Some(baseline) = &args.rebuild_baseline_bin {
+            binaries.insert(0, ("baseline", baseline.clone()));
+        }
+        let mut report = rebuild::RebuildReport {
+            seeded,
+            batch: args.rebuild_batch,
+            ..Default::default()
+        };
+        for run in 1..=args.rebuild_runs.max(1) {
+            let pass = rebuild::measure_feed(&self.database_url, args.rebuild_batch, run).await?;
+            eprintln!(
+                "rebuild run {run}: feed read {} events in {:.2} s ({:.0} events/s)",
+                pass.events, pass.seconds, pass.events_per_s
+            );
+            report.passes.push(pass);
+            for family in &args.rebuild_families {
+                for (label, binary) in &binaries {
+                    rebuild::vacuum(pool).await?;
+                    let pass = rebuild::measure_cli(
+                        binary,
+                        label,
+                        &self.database_url,
+                        &self.jwt_secret,
+                        family,
+                        events,
+                        run,
+                    )
+                    .await?;
+                    eprintln!(
+                        "rebuild run {run}: {family} ({label}) swapped after {:.2} s ({:.0} events/s), done after {:.2} s",
+                        pass.seconds, pass.events_per_s, pass.total_seconds
+                    );
+                    report.passes.push(pass);
+                }
+            }
+        }
+        report.finish();
+        self.report.rebuild = Some(report);
         Ok(())
     }
 

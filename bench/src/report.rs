@@ -35,6 +35,8 @@ pub struct Report {
     /// The server's own histogram of the read-your-writes wait during `update-ryw-on`.
     pub read_your_writes_server_wait: Option<ServerWait>,
     pub fanout: Option<crate::fanout::FanoutReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<crate::rebuild::RebuildReport>,
     pub targets: Vec<Target>,
 }
 
@@ -253,6 +255,7 @@ impl Report {
             read_your_writes: None,
             read_your_writes_server_wait: None,
             fanout: None,
+            rebuild: None,
             targets: Vec::new(),
         }
     }
@@ -478,6 +481,9 @@ impl Report {
         self.print_scenarios();
         if let Some(fanout) = &self.fanout {
             fanout.print();
+        }
+        if let Some(rebuild) = &self.rebuild {
+            rebuild.print();
         }
     }
 

@@ -12,6 +12,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::checkpoint;
 use crate::error::ProjectionError;
+use crate::event::StoredEvent;
 use crate::feed;
 use crate::generation;
 use crate::position::Position;
@@ -108,30 +109,36 @@ pub async fn rebuild(
     // if an open transaction elsewhere still holds the feed's xmin gate shut for a moment.
     let head = last_in_feed_order(pool).await?;
     let total = u64::try_from(feed::count_after(pool, Position::START).await?).unwrap_or(0);
-    let mut done = 0u64;
-    let gate_deadline = Instant::now() + std::time::Duration::from_secs(30);
-    progress(Progress { done, total });
-    loop {
-        let mut tx = pool.begin().await?;
-        let applied = apply_next(&mut tx, projector.as_ref(), batch_size).await?;
-        tx.commit().await?;
-        if applied == 0 {
-            if covers(pool, projector.name(), head).await? {
-                break;
-            }
-            if Instant::now() >= gate_deadline {
-                tracing::warn!(family, ?head, "rebuild: events before the start are still held back by an open transaction; they follow with the live projector");
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            continue;
+    progress(Progress { done: 0, total });
+    // The reader fetches the next batch while the writer applies the previous one: on two
+    // connections the feed query, the projector's work and its writes overlap.
+    let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<StoredEvent>>(2);
+    let reader = read_ahead(connect, head, batch_size, batches);
+    let writer = async {
+        let mut done = 0u64;
+        while let Some(batch) = to_write.recv().await {
+            let Some(last) = batch.last().map(StoredEvent::position) else {
+                continue;
+            };
+            let mut tx = pool.begin().await?;
+            // A rebuild's commits need not wait for the WAL flush: a crash loses its latest
+            // batches together with their checkpoint, and a new rebuild starts over anyway.
+            // The swap commits synchronously, which flushes everything before it.
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
+            projector.apply(&mut tx, &batch).await?;
+            checkpoint::save(&mut tx, projector.name(), last).await?;
+            tx.commit().await?;
+            done += batch.len() as u64;
+            progress(Progress {
+                done,
+                total: total.max(done),
+            });
         }
-        done += applied as u64;
-        progress(Progress {
-            done,
-            total: total.max(done),
-        });
-    }
+        Ok::<u64, RebuildError>(done)
+    };
+    let ((), mut done) = tokio::try_join!(reader, writer)?;
 
     // The swap. Locking the live checkpoint row pauses the live projector between batches.
     let mut tx = pool.begin().await?;
@@ -194,6 +201,41 @@ pub async fn rebuild(
     Ok(report)
 }
 
+/// Reads the feed from position 0 into `batches` until it has passed `head` (the last
+/// event committed when the rebuild started), or until the xmin gate has held it back for
+/// 30 s (what it holds back then follows in the swap). Stops early when the writer is gone.
+async fn read_ahead(
+    connect: &PgConnectOptions,
+    head: Option<Position>,
+    batch_size: i64,
+    batches: tokio::sync::mpsc::Sender<Vec<StoredEvent>>,
+) -> Result<(), RebuildError> {
+    let Some(head) = head else {
+        return Ok(());
+    };
+    // Its own connection, so a small pool cannot starve the writer.
+    let mut conn = PgConnection::connect_with(connect).await?;
+    let mut after = Position::START;
+    let gate_deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while after < head {
+        let batch = feed::read_batch(&mut conn, after, batch_size).await?;
+        let Some(last) = batch.last().map(StoredEvent::position) else {
+            if Instant::now() >= gate_deadline {
+                tracing::warn!(?head, "rebuild: events before the start are still held back by an open transaction; they follow with the live projector");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            continue;
+        };
+        after = last;
+        if batches.send(batch).await.is_err() {
+            break;
+        }
+    }
+    let _ = conn.close().await;
+    Ok(())
+}
+
 /// The feed position of the last committed event in feed order (not the highest global
 /// position: identity order is not commit order).
 async fn last_in_feed_order(pool: &PgPool) -> Result<Option<Position>, RebuildError> {
@@ -203,15 +245,6 @@ async fn last_in_feed_order(pool: &PgPool) -> Result<Option<Position>, RebuildEr
     .fetch_optional(pool)
     .await?;
     Ok(row.and_then(|(tx, gp)| tx.parse().ok().map(|tx| Position::new(tx, gp))))
-}
-
-/// Whether `name`'s checkpoint has reached `target` (`None`: there are no events).
-async fn covers(pool: &PgPool, name: &str, target: Option<Position>) -> Result<bool, RebuildError> {
-    let Some(target) = target else {
-        return Ok(true);
-    };
-    let reached = checkpoint::load(pool, name).await?.map(|c| c.position);
-    Ok(reached.is_some_and(|p| p >= target))
 }
 
 /// Applies the next batch after the projector's checkpoint inside `tx`; the number applied.

@@ -233,3 +233,110 @@ async fn a_rebuild_reproduces_the_chain_and_the_live_projector_continues_it() {
     assert_eq!(report.rows_checked, 12);
     assert_eq!(clear_generation(&db.pool, 2).await.expect("clear"), 12);
 }
+
+/// A rebuild whose projector fails at its `fail_at`-th batch, as a crash mid-rebuild would
+/// stop it.
+struct FailingRebuild {
+    fail_at: usize,
+}
+
+struct FailingProjector {
+    inner: AuditProjector,
+    batches: std::sync::atomic::AtomicUsize,
+    fail_at: usize,
+}
+
+#[async_trait::async_trait]
+impl Projector for FailingProjector {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        events: &[projections::StoredEvent],
+    ) -> Result<(), projections::ProjectionError> {
+        let batch = self
+            .batches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if batch + 1 == self.fail_at {
+            return Err(projections::ProjectionError::failed(
+                events[0].global_position,
+                "simulated crash",
+            ));
+        }
+        self.inner.apply(tx, events).await
+    }
+}
+
+#[async_trait::async_trait]
+impl rebuild::Rebuildable for FailingRebuild {
+    fn family(&self) -> &'static str {
+        AuditRebuild.family()
+    }
+
+    fn live_name(&self) -> &str {
+        NAME
+    }
+
+    fn projector_for(&self, generation: i64) -> Box<dyn Projector> {
+        Box::new(FailingProjector {
+            inner: AuditProjector::rebuild(generation),
+            batches: std::sync::atomic::AtomicUsize::new(0),
+            fail_at: self.fail_at,
+        })
+    }
+
+    async fn clear(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        generation: i64,
+    ) -> Result<(), sqlx::Error> {
+        AuditRebuild.clear(conn, generation).await
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        AuditRebuild.tables()
+    }
+}
+
+#[tokio::test]
+async fn a_rebuild_that_dies_midway_leaves_the_old_generation_served_and_the_next_one_starts_over()
+{
+    let db = TestDb::create().await;
+    let last = scenario(&db.pool).await;
+    project(&db.pool, &AuditProjector::live(), 4, last).await;
+    let live = rows(&db.pool, 1).await;
+    let options = db.connect_options();
+
+    let failed = rebuild::rebuild(
+        &db.pool,
+        &options,
+        &FailingRebuild { fail_at: 3 },
+        2,
+        |_| {},
+    )
+    .await;
+    assert!(failed.is_err(), "the rebuild stops at the failing batch");
+    let active: i64 =
+        sqlx::query_scalar("SELECT active FROM projection_generations WHERE name = 'audit_logs'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("active");
+    assert_eq!(active, 1, "the old generation is still the one served");
+    assert_eq!(rows(&db.pool, 1).await, live, "and it is untouched");
+    assert!(
+        !rows(&db.pool, 2).await.is_empty(),
+        "the dead rebuild left part of its generation behind"
+    );
+    let report = audit::verify(&db.pool, None).await.expect("verify");
+    assert!(report.is_intact(), "{report:?}");
+
+    // The next rebuild clears the leftovers and reproduces the chain.
+    let report = rebuild::rebuild(&db.pool, &options, &AuditRebuild, 2, |_| {})
+        .await
+        .expect("rebuild");
+    assert_eq!(report.generation, 2);
+    assert_eq!(rows(&db.pool, 2).await, live);
+}

@@ -59,14 +59,6 @@ impl Projector for AuditProjector {
         tx: &mut Transaction<'_, Postgres>,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
-        if let Target::Fixed(_) = self.target {
-            // A rebuild's commits need not wait for the WAL flush: a crash loses its latest
-            // batches together with their checkpoint, and it redoes them. (The next
-            // synchronous commit, e.g. the swap's, flushes everything before it.)
-            sqlx::query("SET LOCAL synchronous_commit = off")
-                .execute(&mut **tx)
-                .await?;
-        }
         let generation = self.target.resolve(&mut **tx, FAMILY).await?;
         let mut chain = Chain::after(store::tip(tx, generation).await?);
         for event in events {

@@ -85,7 +85,7 @@ impl Projector for ModelsProjector {
             batch.apply(&mut versions, event).await?;
         }
         let (models, versions) = batch.finish();
-        store::upsert_models(tx, generation, &models).await?;
+        store::upsert_models(tx, generation, models).await?;
         store::insert_versions(tx, generation, &versions).await?;
         Ok(())
     }

@@ -75,15 +75,42 @@ pub(super) async fn version_json(
 pub(super) async fn upsert_models(
     conn: &mut PgConnection,
     generation: i64,
-    rows: &[ModelRow],
+    rows: Vec<ModelRow>,
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
-    macro_rules! column {
-        ($field:ident) => {
-            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
-        };
+    // One array per column, moved out of the rows (no copies of the editor JSON).
+    let n = rows.len();
+    let mut id = Vec::with_capacity(n);
+    let mut tenant_id = Vec::with_capacity(n);
+    let mut process_key = Vec::with_capacity(n);
+    let mut name = Vec::with_capacity(n);
+    let mut category = Vec::with_capacity(n);
+    let mut description = Vec::with_capacity(n);
+    let mut version = Vec::with_capacity(n);
+    let mut status = Vec::with_capacity(n);
+    let mut model_json = Vec::with_capacity(n);
+    let mut created_by = Vec::with_capacity(n);
+    let mut created_time = Vec::with_capacity(n);
+    let mut updated_by = Vec::with_capacity(n);
+    let mut updated_time = Vec::with_capacity(n);
+    let mut revision = Vec::with_capacity(n);
+    for row in rows {
+        id.push(row.id);
+        tenant_id.push(row.tenant_id);
+        process_key.push(row.process_key);
+        name.push(row.name);
+        category.push(row.category);
+        description.push(row.description);
+        version.push(row.version);
+        status.push(row.status);
+        model_json.push(row.model_json);
+        created_by.push(row.created_by);
+        created_time.push(row.created_time);
+        updated_by.push(row.updated_by);
+        updated_time.push(row.updated_time);
+        revision.push(row.revision);
     }
     sqlx::query(
         "INSERT INTO process_models
@@ -100,20 +127,20 @@ pub(super) async fn upsert_models(
              revision = EXCLUDED.revision",
     )
     .bind(generation)
-    .bind(column!(id))
-    .bind(column!(tenant_id))
-    .bind(column!(process_key))
-    .bind(column!(name))
-    .bind(column!(category))
-    .bind(column!(description))
-    .bind(column!(version))
-    .bind(column!(status))
-    .bind(column!(model_json))
-    .bind(column!(created_by))
-    .bind(column!(created_time))
-    .bind(column!(updated_by))
-    .bind(column!(updated_time))
-    .bind(column!(revision))
+    .bind(id)
+    .bind(tenant_id)
+    .bind(process_key)
+    .bind(name)
+    .bind(category)
+    .bind(description)
+    .bind(version)
+    .bind(status)
+    .bind(model_json)
+    .bind(created_by)
+    .bind(created_time)
+    .bind(updated_by)
+    .bind(updated_time)
+    .bind(revision)
     .execute(conn)
     .await?;
     Ok(())
