@@ -225,6 +225,88 @@ async fn a_resend_after_a_crash_before_the_checkpoint_is_dropped_by_jetstream() 
     assert_exactly_once_in_feed_order(&db.pool, &stream.contents().await).await;
 }
 
+#[tokio::test]
+async fn the_checkpoint_commit_skips_the_wal_flush_only_in_the_relays_own_transaction() {
+    let db = TestDb::create().await;
+    let stream = TestStream::create(&nats_url()).await;
+    for n in 1..=5 {
+        append_model_event(&db.pool, "acme", "m1", n)
+            .await
+            .expect("append");
+    }
+    eventually("every event is readable", LIMIT, || async {
+        feed::read_batch(&db.pool, Position::START, 10)
+            .await
+            .is_ok_and(|events| events.len() == 5)
+    })
+    .await;
+    let relay = NatsRelay::new(stream.settings.clone());
+    assert!(relay.wait_ready(LIMIT).await, "{:?}", relay.status());
+
+    let mut tx = db.pool.begin().await.expect("begin");
+    let events = feed::read_batch(&mut *tx, Position::START, 10)
+        .await
+        .expect("read");
+    relay.apply(&mut tx, &events).await.expect("publish");
+    let inside: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("show");
+    assert_eq!(inside, "off");
+    tx.commit().await.expect("commit");
+    assert_eq!(stream.message_count().await, 5);
+
+    // `SET LOCAL`: every connection of the pool is back to the server's setting.
+    let mut connections = Vec::new();
+    for _ in 0..4 {
+        let mut conn = db.pool.acquire().await.expect("acquire");
+        let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("show");
+        assert_eq!(setting, "on");
+        connections.push(conn);
+    }
+}
+
+#[tokio::test]
+async fn a_lost_checkpoint_commit_only_re_sends_what_jetstream_then_drops() {
+    let db = TestDb::create().await;
+    let stream = TestStream::create(&nats_url()).await;
+    for n in 1..=40 {
+        append_model_event(&db.pool, "acme", &format!("m{}", n % 5), (n + 4) / 5)
+            .await
+            .expect("append");
+    }
+    let relay = RunningRelay::start(&db.pool, &stream.settings, fast_config()).await;
+    relay.caught_up(&db.pool, LIMIT).await;
+    relay.stop().await;
+    assert_eq!(stream.message_count().await, 40);
+
+    // A database crash loses the last checkpoint commits (they did not wait for the WAL
+    // flush): the checkpoint is back at the 15th event.
+    let order = feed_order(&db.pool).await;
+    let (back, _) = order[14];
+    sqlx::query(
+        "UPDATE projection_checkpoints SET tx_id = $1::text::xid8, global_position = $2 \
+         WHERE name = 'nats_relay'",
+    )
+    .bind(back.tx_id.to_string())
+    .bind(back.global_position)
+    .execute(&db.pool)
+    .await
+    .expect("move the checkpoint back");
+
+    let relay = RunningRelay::start(&db.pool, &stream.settings, fast_config()).await;
+    relay.caught_up(&db.pool, LIMIT).await;
+    let status = relay.relay.status();
+    assert_eq!(status.duplicates, 25, "{status:?}");
+    assert_eq!(status.published, 0, "{status:?}");
+    relay.stop().await;
+    assert_eq!(stream.message_count().await, 40);
+    assert_exactly_once_in_feed_order(&db.pool, &stream.contents().await).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_one_of_two_relay_runners_publishes_and_the_other_takes_over() {
     let db = TestDb::create().await;
