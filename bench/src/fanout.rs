@@ -129,9 +129,13 @@ pub async fn stream_ingest(
     Ok((state.messages, state.bytes, seconds))
 }
 
+/// `global_position`, `aggregate_type`, `aggregate_id`, `sequence`, `event_type`,
+/// `event_version`, `payload`, `metadata`.
+type SampleRow = (i64, String, String, i64, String, String, Value, Value);
+
 /// A message body like the relay's: the envelope of the last stored event.
 pub async fn sample_body(pool: &sqlx::PgPool) -> anyhow::Result<Vec<u8>> {
-    let row: Option<(i64, String, String, i64, String, String, Value, Value)> = sqlx::query_as(
+    let row: Option<SampleRow> = sqlx::query_as(
         "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type,
                 event_version, payload, metadata
            FROM events ORDER BY global_position DESC LIMIT 1",
