@@ -139,6 +139,14 @@ pub struct Args {
     /// data (a before/after comparison in one run).
     #[arg(long)]
     rebuild_baseline_bin: Option<PathBuf>,
+    /// Ack window of the fan-out scenario's raw JetStream baseline (the server's
+    /// `nats.max_outstanding_acks`).
+    #[arg(long, default_value_t = 256)]
+    fanout_ack_window: usize,
+    /// Batch size the raw baseline's expected-last-msg-id chain restarts at (the server's
+    /// `nats.batch_size`).
+    #[arg(long, default_value_t = 500)]
+    fanout_relay_batch: u64,
     /// Extra server settings, e.g. `APP_DATABASE__MAX_CONNECTIONS=20` (repeatable).
     #[arg(long = "server-env", value_name = "KEY=VALUE")]
     server_env: Vec<String>,
@@ -567,10 +575,34 @@ impl Bench<'_> {
             .find(|(k, _)| k == "APP_NATS__STREAM")
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
+        let load_average_before = report::load_average();
+        // The ceiling, side by side: a bare JetStream publisher with the relay's stream
+        // settings, headers, body size and ack window, as many messages as the backlog.
+        let body = fanout::sample_body(pool).await?;
+        let count = u64::try_from(backlog).unwrap_or(0).max(1);
+        let mut raw = Vec::new();
+        for chain in [None, Some(args.fanout_relay_batch)] {
+            let baseline =
+                fanout::raw_jetstream(&args.nats_url, &body, count, args.fanout_ack_window, chain)
+                    .await?;
+            eprintln!(
+                "fan-out: raw JetStream publisher, {}: {:.0} events/s ({:.0} by the stream's clock)",
+                baseline.variant, baseline.events_per_sec, baseline.stream_events_per_sec
+            );
+            raw.push(baseline);
+        }
         self.restart(&env).await?;
         eprintln!("fan-out: the relay catches up {backlog} events");
         let seconds =
             fanout::wait_relay_caught_up(pool, Instant::now(), Duration::from_secs(900)).await;
+        let ingest = match seconds {
+            Ok(_) => {
+                let client = async_nats::connect(&args.nats_url).await?;
+                let js = async_nats::jetstream::new(client);
+                Some(fanout::stream_ingest(&js, &stream).await?)
+            }
+            Err(_) => None,
+        };
         let measured = match seconds {
             Ok(seconds) => {
                 eprintln!(
@@ -598,10 +630,22 @@ impl Bench<'_> {
                 .await;
         }
         let (seconds, (commands, command_errors, nats, sse)) = measured?;
+        let relay_stream_rate = ingest
+            .map(|(messages, _, seconds)| messages.saturating_sub(1) as f64 / seconds.max(1e-9))
+            .unwrap_or_default();
         let report = fanout::FanoutReport {
             backlog_events: backlog,
             relay_catch_up_seconds: seconds,
             relay_events_per_sec: backlog as f64 / seconds.max(1e-9),
+            relay_stream_events_per_sec: relay_stream_rate,
+            relay_stream_bytes_per_message: ingest
+                .map(|(messages, bytes, _)| bytes as f64 / messages.max(1) as f64)
+                .unwrap_or_default(),
+            ratio_relay_to_raw: raw
+                .first()
+                .map(|raw| relay_stream_rate / raw.stream_events_per_sec.max(1e-9)),
+            raw,
+            load_average_before,
             commands,
             command_errors,
             rate: args.fanout_rate,

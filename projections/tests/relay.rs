@@ -225,6 +225,44 @@ async fn a_resend_after_a_crash_before_the_checkpoint_is_dropped_by_jetstream() 
     assert_exactly_once_in_feed_order(&db.pool, &stream.contents().await).await;
 }
 
+#[tokio::test]
+async fn a_lost_checkpoint_commit_only_re_sends_what_jetstream_then_drops() {
+    let db = TestDb::create().await;
+    let stream = TestStream::create(&nats_url()).await;
+    for n in 1..=40 {
+        append_model_event(&db.pool, "acme", &format!("m{}", n % 5), (n + 4) / 5)
+            .await
+            .expect("append");
+    }
+    let relay = RunningRelay::start(&db.pool, &stream.settings, fast_config()).await;
+    relay.caught_up(&db.pool, LIMIT).await;
+    relay.stop().await;
+    assert_eq!(stream.message_count().await, 40);
+
+    // A database crash loses the last checkpoint commits (they did not wait for the WAL
+    // flush): the checkpoint is back at the 15th event.
+    let order = feed_order(&db.pool).await;
+    let (back, _) = order[14];
+    sqlx::query(
+        "UPDATE projection_checkpoints SET tx_id = $1::text::xid8, global_position = $2 \
+         WHERE name = 'nats_relay'",
+    )
+    .bind(back.tx_id.to_string())
+    .bind(back.global_position)
+    .execute(&db.pool)
+    .await
+    .expect("move the checkpoint back");
+
+    let relay = RunningRelay::start(&db.pool, &stream.settings, fast_config()).await;
+    relay.caught_up(&db.pool, LIMIT).await;
+    let status = relay.relay.status();
+    assert_eq!(status.duplicates, 25, "{status:?}");
+    assert_eq!(status.published, 0, "{status:?}");
+    relay.stop().await;
+    assert_eq!(stream.message_count().await, 40);
+    assert_exactly_once_in_feed_order(&db.pool, &stream.contents().await).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_one_of_two_relay_runners_publishes_and_the_other_takes_over() {
     let db = TestDb::create().await;

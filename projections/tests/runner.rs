@@ -441,3 +441,66 @@ async fn an_event_held_back_by_a_short_open_transaction_follows_it_without_waiti
     assert_eq!(assert_effects_match_checkpoint(&db.pool).await, 2);
     running.stop().await;
 }
+
+/// Notes the session's `synchronous_commit` inside each step it applies.
+struct SettingProbe {
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[async_trait]
+impl Projector for SettingProbe {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        _events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&mut **tx)
+            .await?;
+        self.seen.lock().expect("not poisoned").push(setting);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_step_commits_without_waiting_for_the_flush_and_only_the_step() {
+    let db = TestDb::create().await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let runner = ProjectorRunner::new(
+        db.pool.clone(),
+        Arc::new(SettingProbe { seen: seen.clone() }),
+        config(),
+    );
+    let handle = runner.handle();
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(runner.run(async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    }));
+    let last = *append_many(&db.pool, "m", 3)
+        .await
+        .last()
+        .expect("appended");
+    assert!(handle.wait_for_event(last, LIMIT).await.expect("wait"));
+    let settings = seen.lock().expect("not poisoned").clone();
+    assert!(!settings.is_empty());
+    assert!(settings.iter().all(|s| s == "off"), "{settings:?}");
+
+    // `SET LOCAL`: every connection of the pool is back to the server's setting.
+    let mut connections = Vec::new();
+    for _ in 0..4 {
+        let mut conn = db.pool.acquire().await.expect("acquire");
+        let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("show");
+        assert_eq!(setting, "on");
+        connections.push(conn);
+    }
+    drop(connections);
+    stop.send(true).expect("runner is listening");
+    task.await.expect("runner task");
+}

@@ -4,6 +4,8 @@
 //! names such as `Nats-Msg-Id` into its own representation, which a plain `&str` key does
 //! not match.
 
+use std::borrow::Cow;
+
 use async_nats::{HeaderMap, HeaderName};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -120,25 +122,76 @@ impl Envelope {
     }
 }
 
+/// The [`Envelope`] of a stored event, borrowed: the same JSON (field names and order),
+/// serialised without copying the event's strings and JSON trees.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvelopeRef<'a> {
+    global_position: i64,
+    aggregate_type: &'a str,
+    aggregate_id: &'a str,
+    sequence: i64,
+    event_type: &'a str,
+    event_version: &'a str,
+    tenant_id: Option<&'a str>,
+    correlation_id: Option<&'a str>,
+    recorded_at: DateTime<Utc>,
+    payload: &'a Value,
+    metadata: &'a Value,
+    #[serde(skip_serializing_if = "is_false")]
+    payload_omitted: bool,
+}
+
+impl<'a> EnvelopeRef<'a> {
+    fn from_stored(event: &'a StoredEvent) -> Self {
+        Self {
+            global_position: event.global_position,
+            aggregate_type: &event.aggregate_type,
+            aggregate_id: &event.aggregate_id,
+            sequence: event.sequence,
+            event_type: &event.event_type,
+            event_version: &event.event_version,
+            tenant_id: tenant_ref(event),
+            correlation_id: str_at(&event.metadata, METADATA_CORRELATION_ID),
+            recorded_at: event.recorded_at,
+            payload: &event.payload,
+            metadata: &event.metadata,
+            payload_omitted: false,
+        }
+    }
+}
+
 /// The tenant an event belongs to: for a rejection record (aggregate `CommandRejection`)
 /// the payload's `tenantId`, else (or when that is missing) the metadata's `tenant_id`.
 /// The backlog query ([`super::backlog_after`]) applies the same rule in SQL.
 pub fn tenant_of(event: &StoredEvent) -> Option<String> {
+    tenant_ref(event).map(str::to_owned)
+}
+
+fn tenant_ref(event: &StoredEvent) -> Option<&str> {
     let from_payload = if event.aggregate_type == AGGREGATE_REJECTION {
-        string_at(&event.payload, PAYLOAD_TENANT_ID)
+        str_at(&event.payload, PAYLOAD_TENANT_ID)
     } else {
         None
     };
-    from_payload.or_else(|| string_at(&event.metadata, METADATA_TENANT_ID))
+    from_payload.or_else(|| str_at(&event.metadata, METADATA_TENANT_ID))
 }
 
 fn string_at(value: &Value, key: &str) -> Option<String> {
-    value.get(key).and_then(Value::as_str).map(str::to_owned)
+    str_at(value, key).map(str::to_owned)
+}
+
+fn str_at<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
 }
 
 /// Header values may not contain line breaks; stored values are not trusted to lack them.
-fn header_value(value: &str) -> String {
-    value.replace(['\r', '\n'], " ")
+fn header_value(value: &str) -> Cow<'_, str> {
+    if value.contains(['\r', '\n']) {
+        Cow::Owned(value.replace(['\r', '\n'], " "))
+    } else {
+        Cow::Borrowed(value)
+    }
 }
 
 /// A message ready to publish: subject, headers and JSON body.
@@ -159,25 +212,30 @@ impl Outgoing {
         prefix: &str,
         max_payload: usize,
     ) -> Result<Self, serde_json::Error> {
-        let mut envelope = Envelope::from_stored(event);
-        let subject = envelope.subject(prefix);
+        let mut envelope = EnvelopeRef::from_stored(event);
+        let subject = subject_for(
+            prefix,
+            envelope.tenant_id,
+            envelope.aggregate_type,
+            envelope.aggregate_id,
+        );
         let mut headers = HeaderMap::new();
         let mut add = |name: &'static str, value: &str| {
-            headers.insert(HeaderName::from_static(name), header_value(value).as_str());
+            headers.insert(HeaderName::from_static(name), header_value(value).as_ref());
         };
         let position = event.global_position.to_string();
         add(HEADER_MSG_ID, &position);
         add(HEADER_GLOBAL_POSITION, &position);
         add(HEADER_TX_ID, &event.tx_id.to_string());
-        add(HEADER_EVENT_TYPE, &envelope.event_type);
-        add(HEADER_EVENT_VERSION, &envelope.event_version);
-        add(HEADER_AGGREGATE_TYPE, &envelope.aggregate_type);
-        add(HEADER_AGGREGATE_ID, &envelope.aggregate_id);
+        add(HEADER_EVENT_TYPE, envelope.event_type);
+        add(HEADER_EVENT_VERSION, envelope.event_version);
+        add(HEADER_AGGREGATE_TYPE, envelope.aggregate_type);
+        add(HEADER_AGGREGATE_ID, envelope.aggregate_id);
         add(HEADER_SEQUENCE, &envelope.sequence.to_string());
-        if let Some(tenant) = &envelope.tenant_id {
+        if let Some(tenant) = envelope.tenant_id {
             add(HEADER_TENANT_ID, tenant);
         }
-        if let Some(correlation) = &envelope.correlation_id {
+        if let Some(correlation) = envelope.correlation_id {
             add(HEADER_CORRELATION_ID, correlation);
         }
         add(HEADER_CONTENT_TYPE, "application/json");
@@ -185,13 +243,14 @@ impl Outgoing {
         let header_bytes = headers_len(&headers) + 64;
         let fits = |body: &[u8]| header_bytes + subject.len() + body.len() <= max_payload;
 
-        let mut body = serde_json::to_vec(&envelope)?;
+        let mut body = Vec::with_capacity(512);
+        serde_json::to_writer(&mut body, &envelope)?;
         if !fits(&body) {
-            envelope.payload = Value::Null;
+            envelope.payload = &Value::Null;
             envelope.payload_omitted = true;
             body = serde_json::to_vec(&envelope)?;
             if !fits(&body) {
-                envelope.metadata = Value::Null;
+                envelope.metadata = &Value::Null;
                 body = serde_json::to_vec(&envelope)?;
             }
             headers.insert(HeaderName::from_static(HEADER_PAYLOAD_OMITTED), "true");
@@ -348,6 +407,31 @@ mod tests {
         let received = Received::decode(Some(&out.headers), &out.body).expect("decode");
         assert_eq!(received.envelope, Envelope::from_stored(&event));
         assert_eq!(received.position, Some(event.position()));
+    }
+
+    #[test]
+    fn the_body_is_the_envelope_json_byte_for_byte() {
+        let mut event = model_event();
+        let out = Outgoing::build(&event, "p", 1024 * 1024).expect("build");
+        let expected = serde_json::to_vec(&Envelope::from_stored(&event)).expect("json");
+        assert_eq!(out.body, expected);
+
+        let mut rejection = stored(
+            "CommandRejection",
+            json!({"tenantId": "from-payload"}),
+            json!({}),
+        );
+        rejection.event_type = "CommandRejected".into();
+        let out = Outgoing::build(&rejection, "p", 1024 * 1024).expect("build");
+        let expected = serde_json::to_vec(&Envelope::from_stored(&rejection)).expect("json");
+        assert_eq!(out.body, expected);
+
+        event.payload = json!({"ModelJsonReplaced": {"modelJson": "x".repeat(10_000)}});
+        let out = Outgoing::build(&event, "p", 4_096).expect("build");
+        let mut omitted = Envelope::from_stored(&event);
+        omitted.payload = Value::Null;
+        omitted.payload_omitted = true;
+        assert_eq!(out.body, serde_json::to_vec(&omitted).expect("json"));
     }
 
     #[test]

@@ -401,7 +401,12 @@ impl Projector for NatsRelay {
     }
 
     /// Publishes the batch and returns once JetStream has acknowledged every event; the
-    /// transaction is not used (the runner saves the checkpoint in it afterwards).
+    /// runner's transaction, which holds the checkpoint, commits only afterwards. That commit
+    /// does not wait for the WAL flush (ADR 0005): a checkpoint lost in a database crash only
+    /// moves the relay back by what it published in the last moments before, and that
+    /// re-send is dropped by JetStream (`Nats-Msg-Id`, duplicate window) and by
+    /// de-duplicating subscribers. It can never move the checkpoint past an unacknowledged
+    /// event.
     async fn apply(
         &self,
         _tx: &mut Transaction<'_, Postgres>,

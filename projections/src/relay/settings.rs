@@ -33,7 +33,8 @@ pub struct RelaySettings {
     pub replicas: usize,
     /// How long JetStream remembers a `Nats-Msg-Id`: a re-publish after a crash within this
     /// window is dropped as a duplicate. Keep it well above the time a relay needs to
-    /// restart.
+    /// restart and the database needs to recover (the relay's checkpoint commits do not
+    /// wait for the WAL flush: docs/adr/0004).
     pub duplicate_window: Duration,
     /// Most publishes awaiting their acknowledgement at once (the pipelining window).
     pub max_outstanding_acks: usize,
