@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use crate::history::{HistoryEvent, StorePosition};
 use cqrs_es::persist::SerializedEvent;
 
-use crate::store::{commit_of_one_stream, split_stream, AppendError, EventLog, Snapshot};
+use crate::store::{commit_head, split_stream, AppendError, EventLog, Snapshot};
 
 /// One commit, one statement: an implicit transaction, so it is atomic without `BEGIN` and
 /// `COMMIT`, and the statement-level `NOTIFY` trigger fires once. `global_position`,
@@ -35,11 +35,7 @@ impl PgEventLog {
 #[async_trait]
 impl EventLog for PgEventLog {
     async fn append(&self, events: &[SerializedEvent]) -> Result<StorePosition, AppendError> {
-        let (Some(first), true) = (events.first(), commit_of_one_stream(events)) else {
-            return Err(AppendError::Store(sqlx::Error::Protocol(
-                "an append is a non-empty commit to one stream".into(),
-            )));
-        };
+        let first = commit_head(events)?;
         let mut sequences = Vec::with_capacity(events.len());
         for event in events {
             sequences

@@ -109,11 +109,18 @@ pub(crate) fn split_stream(
     Ok((snapshot, events))
 }
 
-/// Whether `events` are one stream's consecutive events (what a commit is).
-pub(crate) fn commit_of_one_stream(events: &[SerializedEvent]) -> bool {
-    events.windows(2).all(|pair| {
+/// The first event of `events` if they are a commit: one stream's consecutive events, at
+/// least one; otherwise the error both backends answer with (nothing is written).
+pub(crate) fn commit_head(events: &[SerializedEvent]) -> Result<&SerializedEvent, AppendError> {
+    let one_stream = events.windows(2).all(|pair| {
         pair[0].aggregate_type == pair[1].aggregate_type
             && pair[0].aggregate_id == pair[1].aggregate_id
             && pair[0].sequence + 1 == pair[1].sequence
-    })
+    });
+    match events.first() {
+        Some(first) if one_stream => Ok(first),
+        _ => Err(AppendError::Store(sqlx::Error::Protocol(
+            "an append is a non-empty commit to one stream".into(),
+        ))),
+    }
 }

@@ -87,8 +87,8 @@ fn config() -> RunnerConfig {
     }
 }
 
-fn start(pool: &PgPool, recorder: Recorder, config: RunnerConfig) -> Running {
-    let runner = ProjectorRunner::new(pool.clone(), Arc::new(recorder), config);
+fn start(pool: &PgPool, projector: impl Projector, config: RunnerConfig) -> Running {
+    let runner = ProjectorRunner::new(pool.clone(), Arc::new(projector), config);
     let handle = runner.handle();
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(runner.run(async move {
@@ -470,16 +470,8 @@ impl Projector for SettingProbe {
 async fn a_step_commits_without_waiting_for_the_flush_and_only_the_step() {
     let db = TestDb::create().await;
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let runner = ProjectorRunner::new(
-        db.pool.clone(),
-        Arc::new(SettingProbe { seen: seen.clone() }),
-        config(),
-    );
-    let handle = runner.handle();
-    let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(runner.run(async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    }));
+    let running = start(&db.pool, SettingProbe { seen: seen.clone() }, config());
+    let handle = running.handle.clone();
     let last = *append_many(&db.pool, "m", 3)
         .await
         .last()
@@ -501,6 +493,5 @@ async fn a_step_commits_without_waiting_for_the_flush_and_only_the_step() {
         connections.push(conn);
     }
     drop(connections);
-    stop.send(true).expect("runner is listening");
-    task.await.expect("runner task");
+    running.stop().await;
 }

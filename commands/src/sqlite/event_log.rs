@@ -12,7 +12,7 @@ use sqlx::SqlitePool;
 use crate::history::{HistoryEvent, StorePosition};
 use cqrs_es::persist::SerializedEvent;
 
-use crate::store::{commit_of_one_stream, split_stream, AppendError, EventLog, Snapshot};
+use crate::store::{commit_head, split_stream, AppendError, EventLog, Snapshot};
 
 /// The first event of a commit takes the position it is about to get as the commit's id
 /// (`tx_id`); the others get the same id (see migrations/sqlite/0001_events.sql).
@@ -40,11 +40,7 @@ impl EventLog for SqliteEventLog {
     /// One transaction (SQLite has one writer at a time: the commit is atomic and its
     /// positions consecutive).
     async fn append(&self, events: &[SerializedEvent]) -> Result<StorePosition, AppendError> {
-        if events.is_empty() || !commit_of_one_stream(events) {
-            return Err(AppendError::Store(sqlx::Error::Protocol(
-                "an append is a non-empty commit to one stream".into(),
-            )));
-        }
+        commit_head(events)?;
         let mut tx = self.pool.begin().await.map_err(AppendError::from_sqlx)?;
         let mut last: Option<StorePosition> = None;
         for event in events {
