@@ -48,6 +48,66 @@ pub async fn read_batch<'e>(
     rows.iter().map(StoredEvent::from_row).collect()
 }
 
+/// A batch read by [`read_next`].
+#[derive(Debug)]
+pub struct Batch {
+    /// Up to the limit of committed events, in feed order.
+    pub events: Vec<StoredEvent>,
+    /// Whether committed events after these are held back by the xmin gate: a later read
+    /// will find them without any further notification, once the older transactions that
+    /// hold the gate end (their end notifies nobody).
+    pub held_back: bool,
+}
+
+/// As [`read_batch`], and whether the gate holds back committed events after the batch.
+/// One statement, so both answers come from one snapshot: a reader told `held_back: false`
+/// has seen every committed event, and anything committed later notifies it.
+pub async fn read_next<'e>(
+    executor: impl PgExecutor<'e>,
+    after: Position,
+    limit: i64,
+) -> Result<Batch, FeedError> {
+    // `held` always yields one row, so the flag arrives even with an empty page; the
+    // page's columns are then NULL.
+    let sql = format!(
+        "WITH gate AS MATERIALIZED ( \
+             SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin \
+         ), page AS MATERIALIZED ( \
+             SELECT e.* FROM events e, gate \
+             WHERE (e.tx_id, e.global_position) > ($1::text::xid8, $2) \
+               AND e.tx_id < gate.xmin \
+             ORDER BY e.tx_id, e.global_position \
+             LIMIT $3 \
+         ), held AS MATERIALIZED ( \
+             SELECT EXISTS ( \
+                 SELECT 1 FROM events e, gate \
+                 WHERE (e.tx_id, e.global_position) > ($1::text::xid8, $2) \
+                   AND e.tx_id >= gate.xmin \
+             ) AS held_back \
+         ) \
+         SELECT held.held_back, {EVENT_COLUMNS} \
+         FROM held LEFT JOIN page ON true \
+         ORDER BY page.tx_id, page.global_position"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after.tx_id_text())
+        .bind(after.global_position)
+        .bind(limit.max(0))
+        .fetch_all(executor)
+        .await?;
+    let held_back = match rows.first() {
+        Some(row) => row.try_get("held_back")?,
+        None => false,
+    };
+    let mut events = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<Option<i64>, _>("global_position")?.is_some() {
+            events.push(StoredEvent::from_row(row)?);
+        }
+    }
+    Ok(Batch { events, held_back })
+}
+
 /// The feed position of the committed event with this global position, `None` if there is
 /// none (never written, rolled back, or not committed yet).
 pub async fn position_of<'e>(

@@ -180,6 +180,48 @@ async fn concurrent_writers_every_committed_event_seen_once_in_aggregate_order()
 }
 
 #[tokio::test]
+async fn a_read_says_whether_committed_events_wait_behind_the_gate() {
+    let db = TestDb::create().await;
+    let mut older = db.pool.begin().await.expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *older)
+        .await
+        .expect("assign a transaction id");
+    let held = append(&db.pool, "newer", 1).await.expect("append");
+    let batch = feed::read_next(&db.pool, Position::START, 10)
+        .await
+        .expect("read");
+    assert!(batch.events.is_empty(), "the commit waits behind the gate");
+    assert!(batch.held_back, "and the read says so");
+    older.rollback().await.expect("end the older transaction");
+
+    for sequence in 2..=4 {
+        append(&db.pool, "newer", sequence).await.expect("append");
+    }
+    let all = read_at_least(&db.pool, 4).await;
+    assert_eq!(all[0].global_position, held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let batch = loop {
+        // Other tests' transactions may hold the gate for a moment.
+        let batch = feed::read_next(&db.pool, Position::START, 3)
+            .await
+            .expect("read");
+        if batch.events.len() == 3 || Instant::now() > deadline {
+            break batch;
+        }
+        sleep(Duration::from_millis(20)).await;
+    };
+    let positions: Vec<i64> = batch.events.iter().map(|e| e.global_position).collect();
+    let expected: Vec<i64> = all[..3].iter().map(|e| e.global_position).collect();
+    assert_eq!(positions, expected, "feed order, up to the limit");
+
+    let last = all[3].position();
+    let after_all = feed::read_next(&db.pool, last, 10).await.expect("read");
+    assert!(after_all.events.is_empty());
+    assert!(!after_all.held_back, "nothing is committed after the last event");
+}
+
+#[tokio::test]
 async fn an_open_older_transaction_holds_back_newer_commits() {
     let db = TestDb::create().await;
     let mut older = db.pool.begin().await.expect("begin");

@@ -442,6 +442,42 @@ async fn an_event_held_back_by_a_short_open_transaction_follows_it_without_waiti
     running.stop().await;
 }
 
+#[tokio::test]
+async fn an_event_held_back_before_the_runner_listens_is_applied_without_waiting_for_a_poll() {
+    let db = TestDb::create().await;
+    create_projected(&db.pool).await;
+    // Committed and notified before the runner listens, and behind the gate when it first
+    // reads: no notification will ever announce it, only the gate opening.
+    let mut older = db.pool.begin().await.expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *older)
+        .await
+        .expect("assign a transaction id");
+    let held = append(&db.pool, "held", 1).await.expect("append");
+    let slow_poll = RunnerConfig {
+        poll_interval: Duration::from_secs(30),
+        ..config()
+    };
+    let running = start(&db.pool, recorder("a"), slow_poll);
+    let handle = running.handle.clone();
+    eventually("the runner starts", LIMIT, || async {
+        handle.status().state == RunnerState::Running
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    older.rollback().await.expect("end the older transaction");
+
+    assert!(
+        handle
+            .wait_for_event(held, Duration::from_secs(5))
+            .await
+            .expect("wait"),
+        "the held-back event was applied once the gate opened"
+    );
+    assert_eq!(assert_effects_match_checkpoint(&db.pool).await, 1);
+    running.stop().await;
+}
+
 /// Notes the session's `synchronous_commit` inside each step it applies.
 struct SettingProbe {
     seen: Arc<std::sync::Mutex<Vec<String>>>,

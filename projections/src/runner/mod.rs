@@ -22,7 +22,6 @@ use crate::checkpoint;
 use crate::error::{chain, ProjectionError};
 use crate::event::StoredEvent;
 use crate::feed::{self, Feed};
-use crate::listener::Wake;
 use crate::position::Position;
 
 pub use config::RunnerConfig;
@@ -48,7 +47,7 @@ pub struct ProjectorRunner<P: ?Sized> {
     status: watch::Sender<RunnerStatus>,
 }
 
-/// The first recheck after a read that found nothing; see `recheck` in `lead`.
+/// The first recheck after a read that found events held back; see `recheck` in `lead`.
 const RECHECK_FIRST: std::time::Duration = std::time::Duration::from_millis(1);
 
 enum Step {
@@ -56,10 +55,20 @@ enum Step {
         to: Position,
         count: usize,
     },
-    /// Nothing readable after the checkpoint.
-    CaughtUp,
+    /// Nothing readable after the checkpoint; `held_back`: committed events wait behind
+    /// the xmin gate.
+    CaughtUp {
+        held_back: bool,
+    },
     /// The stored checkpoint is elsewhere: here.
     Moved(Position),
+}
+
+/// What the lead loop does after a step.
+enum Next {
+    ReadOn,
+    /// Caught up: wait for the feed, and with `Some`, look again after that long anyway.
+    Wait(Option<std::time::Duration>),
 }
 
 struct StepFailure {
@@ -216,13 +225,12 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         // Where this runner believes its checkpoint is; every step checks it against the
         // stored one (`None`: not known yet, read it first).
         let mut at: Option<Position> = None;
-        // When to look again after a read that found nothing although an append was just
-        // notified or applied. Such an event is usually behind the xmin gate: an older
-        // transaction, of any database in the cluster, is still open, and its end sends no
-        // notification. Without a recheck the event would wait for the next append or the
-        // poll interval; with it, for the open transaction plus a back-off (1, 2, 4 … ms,
-        // up to the poll interval).
-        let mut recheck: Option<std::time::Duration> = None;
+        // When to look again after a read that found committed events held back by the
+        // xmin gate: an older transaction, of any database in the cluster, is still open,
+        // and its end sends no notification. Without a recheck such events would wait for
+        // the next append or the poll interval; with it, for the open transaction plus a
+        // back-off (1, 2, 4 … ms, up to the poll interval). Reset by progress.
+        let mut recheck = RECHECK_FIRST;
         loop {
             if is_done(shutdown.as_mut()) {
                 lock.release().await;
@@ -250,7 +258,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                 },
             };
             at = Some(from);
-            let caught_up = match self.step(from, limit).await {
+            let next = match self.step(from, limit).await {
                 Ok(Step::Applied { to, count }) => {
                     tracing::debug!(projector = %self.name, checkpoint = %to, count, "applied");
                     retry = self.config.retry_initial;
@@ -259,23 +267,29 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                     }
                     self.succeeded(to);
                     at = Some(to);
-                    // Read on at once (an empty read is one query); if that finds nothing,
-                    // look again shortly (see `recheck`).
-                    recheck = Some(RECHECK_FIRST);
-                    false
+                    recheck = RECHECK_FIRST;
+                    // An empty read is one query.
+                    Next::ReadOn
                 }
-                Ok(Step::CaughtUp) => {
+                Ok(Step::CaughtUp { held_back }) => {
                     retry = self.config.retry_initial;
                     careful_until = None;
                     self.succeeded(from);
-                    true
+                    if held_back {
+                        let pause = recheck;
+                        recheck = (pause * 2).min(self.config.poll_interval);
+                        Next::Wait(Some(pause))
+                    } else {
+                        recheck = RECHECK_FIRST;
+                        Next::Wait(None)
+                    }
                 }
                 Ok(Step::Moved(stored)) => {
                     // The stored checkpoint is not where this runner thought (a new
                     // checkpoint row, or a rebuild's swap moved it): go on from there.
                     tracing::debug!(projector = %self.name, expected = %from, stored = %stored, "checkpoint moved");
                     at = Some(stored);
-                    false
+                    Next::ReadOn
                 }
                 Err(failure) => {
                     if let Some(until) = failure.attempted_until {
@@ -290,16 +304,13 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                         lock.release().await;
                         return Exit::Shutdown;
                     }
-                    false
+                    Next::ReadOn
                 }
             };
-            if caught_up {
-                // Wait until the feed may have something new: a notification (an append
-                // committed), the poll interval, a re-subscription, or a recheck.
-                let pause = recheck;
-                recheck = pause
-                    .map(|pause| pause * 2)
-                    .filter(|next| *next < self.config.poll_interval);
+            // Caught up: wait until the feed may have something new: a notification (an
+            // append committed), the poll interval, a re-subscription, or the recheck of
+            // events held back.
+            if let Next::Wait(pause) = next {
                 let recheck_due = async {
                     match pause {
                         Some(pause) => sleep(pause).await,
@@ -312,11 +323,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                         lock.release().await;
                         return Exit::Shutdown;
                     }
-                    wake = feed.wait_for_more() => {
-                        if wake == Wake::Notified {
-                            recheck = Some(RECHECK_FIRST);
-                        }
-                    }
+                    _ = feed.wait_for_more() => {}
                     () = recheck_due => {}
                 }
             }
@@ -369,9 +376,9 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
     /// from the events. Readers see a step as soon as it commits either way. This takes a
     /// WAL flush off every command's read-your-writes wait.
     async fn step(&self, from: Position, limit: i64) -> Result<Step, StepFailure> {
-        let events = feed::read_batch(&self.pool, from, limit).await?;
+        let feed::Batch { events, held_back } = feed::read_next(&self.pool, from, limit).await?;
         let Some(last) = events.last().map(StoredEvent::position) else {
-            return Ok(Step::CaughtUp);
+            return Ok(Step::CaughtUp { held_back });
         };
         let mut tx = self
             .pool
