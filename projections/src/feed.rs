@@ -269,6 +269,13 @@ impl Feed {
         self.wakeup.wait().await
     }
 
+    /// The newest appending transaction the last [`Self::wait_for_more`] was notified of,
+    /// if it returned [`Wake::Notified`] and every notification named its transaction. A
+    /// reader whose position is in a later transaction has read all of their events.
+    pub fn notified_tx(&self) -> Option<u64> {
+        self.wakeup.notified_tx()
+    }
+
     /// The next non-empty batch after `after`, waiting as long as it takes. Database errors
     /// are returned; the caller decides whether to retry.
     pub async fn next_batch(

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgNotification, PgPoolOptions};
 use sqlx::PgPool;
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
@@ -31,6 +31,9 @@ pub(crate) struct Wakeup {
     poll_interval: Duration,
     /// Whether the last attempt to listen failed, so an outage is logged once.
     failing: bool,
+    /// The newest appending transaction among the notifications of the last wake; `None`
+    /// when that wake was not a notification or one of them named no transaction.
+    notified_tx: Option<u64>,
 }
 
 impl Wakeup {
@@ -49,6 +52,7 @@ impl Wakeup {
             listener: None,
             poll_interval,
             failing: false,
+            notified_tx: None,
         }
     }
 
@@ -85,7 +89,13 @@ impl Wakeup {
         }
     }
 
+    /// See the field `notified_tx`.
+    pub(crate) fn notified_tx(&self) -> Option<u64> {
+        self.notified_tx
+    }
+
     pub(crate) async fn wait(&mut self) -> Wake {
+        self.notified_tx = None;
         let deadline = Instant::now() + self.poll_interval;
         if self.listener.is_none() {
             if self.ensure_listening().await {
@@ -101,9 +111,13 @@ impl Wakeup {
         };
         match timeout_at(deadline, listener.try_recv()).await {
             Err(_) => Wake::Timeout,
-            Ok(Ok(Some(_))) => {
+            Ok(Ok(Some(first))) => {
                 // One read serves every notification that has arrived so far.
-                while listener.next_buffered().is_some() {}
+                let mut newest = transaction_of(&first);
+                while let Some(next) = listener.next_buffered() {
+                    newest = newest.zip(transaction_of(&next)).map(|(a, b)| a.max(b));
+                }
+                self.notified_tx = newest;
                 Wake::Notified
             }
             // The connection was lost and re-established; notifications may be lost.
@@ -144,4 +158,10 @@ impl Wakeup {
         }
         self.failing = true;
     }
+}
+
+/// The appending transaction a notification names (`migrations/0007`); `None` for one that
+/// names none (sent by an older trigger, or by hand).
+fn transaction_of(notification: &PgNotification) -> Option<u64> {
+    notification.payload().parse().ok()
 }

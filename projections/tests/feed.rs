@@ -218,7 +218,10 @@ async fn a_read_says_whether_committed_events_wait_behind_the_gate() {
     let last = all[3].position();
     let after_all = feed::read_next(&db.pool, last, 10).await.expect("read");
     assert!(after_all.events.is_empty());
-    assert!(!after_all.held_back, "nothing is committed after the last event");
+    assert!(
+        !after_all.held_back,
+        "nothing is committed after the last event"
+    );
 }
 
 #[tokio::test]
@@ -301,6 +304,27 @@ async fn wakes_on_notify_and_survives_a_dropped_listener() {
     append(&db.pool, "a", 1).await.expect("append");
     let wake = timeout(guard, feed.wait_for_more()).await.expect("woken");
     assert_eq!(wake, Wake::Notified);
+    let appended = read_at_least(&db.pool, 1).await[0].tx_id;
+    assert_eq!(
+        feed.notified_tx(),
+        Some(appended),
+        "the notification names the appending transaction"
+    );
+
+    // Two transactions: the wakes (one, or two if the second notification arrives late)
+    // name the newer one last.
+    append(&db.pool, "b", 1).await.expect("append");
+    append(&db.pool, "c", 1).await.expect("append");
+    let newest = read_at_least(&db.pool, 3).await[2].tx_id;
+    loop {
+        let wake = timeout(guard, feed.wait_for_more()).await.expect("woken");
+        assert_eq!(wake, Wake::Notified);
+        let named = feed.notified_tx().expect("a transaction is named");
+        assert!(named > appended && named <= newest);
+        if named == newest {
+            break;
+        }
+    }
 
     let killed: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
@@ -312,11 +336,12 @@ async fn wakes_on_notify_and_survives_a_dropped_listener() {
     assert_eq!(killed, vec![true], "one listener connection");
     let wake = timeout(guard, feed.wait_for_more()).await.expect("woken");
     assert_eq!(wake, Wake::Resubscribed, "reports the lost connection");
+    assert_eq!(feed.notified_tx(), None, "no notification, no transaction");
 
     append(&db.pool, "a", 2).await.expect("append");
     let wake = timeout(guard, feed.wait_for_more()).await.expect("woken");
     assert_eq!(wake, Wake::Notified, "listening again after the reconnect");
-    assert_eq!(read_at_least(&db.pool, 2).await.len(), 2);
+    assert_eq!(read_at_least(&db.pool, 4).await.len(), 4);
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ use crate::checkpoint;
 use crate::error::{chain, ProjectionError};
 use crate::event::StoredEvent;
 use crate::feed::{self, Feed};
+use crate::listener::Wake;
 use crate::position::Position;
 
 pub use config::RunnerConfig;
@@ -54,12 +55,14 @@ enum Step {
     Applied {
         to: Position,
         count: usize,
+        /// The batch was as long as allowed: more may be readable at once.
+        full: bool,
+        /// Committed events after the batch wait behind the xmin gate.
+        held_back: bool,
     },
     /// Nothing readable after the checkpoint; `held_back`: committed events wait behind
     /// the xmin gate.
-    CaughtUp {
-        held_back: bool,
-    },
+    CaughtUp { held_back: bool },
     /// The stored checkpoint is elsewhere: here.
     Moved(Position),
 }
@@ -259,7 +262,12 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
             };
             at = Some(from);
             let next = match self.step(from, limit).await {
-                Ok(Step::Applied { to, count }) => {
+                Ok(Step::Applied {
+                    to,
+                    count,
+                    full,
+                    held_back,
+                }) => {
                     tracing::debug!(projector = %self.name, checkpoint = %to, count, "applied");
                     retry = self.config.retry_initial;
                     if careful_until.is_some_and(|until| to >= until) {
@@ -268,21 +276,18 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                     self.succeeded(to);
                     at = Some(to);
                     recheck = RECHECK_FIRST;
-                    // An empty read is one query.
-                    Next::ReadOn
+                    if full {
+                        Next::ReadOn
+                    } else {
+                        // The read saw everything committed then; anything later notifies.
+                        self.wait_after_read(held_back, &mut recheck)
+                    }
                 }
                 Ok(Step::CaughtUp { held_back }) => {
                     retry = self.config.retry_initial;
                     careful_until = None;
                     self.succeeded(from);
-                    if held_back {
-                        let pause = recheck;
-                        recheck = (pause * 2).min(self.config.poll_interval);
-                        Next::Wait(Some(pause))
-                    } else {
-                        recheck = RECHECK_FIRST;
-                        Next::Wait(None)
-                    }
+                    self.wait_after_read(held_back, &mut recheck)
                 }
                 Ok(Step::Moved(stored)) => {
                     // The stored checkpoint is not where this runner thought (a new
@@ -311,22 +316,49 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
             // append committed), the poll interval, a re-subscription, or the recheck of
             // events held back.
             if let Next::Wait(pause) = next {
-                let recheck_due = async {
+                let mut recheck_due = pin!(async {
                     match pause {
                         Some(pause) => sleep(pause).await,
                         None => std::future::pending().await,
                     }
-                };
-                tokio::select! {
-                    biased;
-                    () = shutdown.as_mut() => {
-                        lock.release().await;
-                        return Exit::Shutdown;
+                });
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = shutdown.as_mut() => {
+                            lock.release().await;
+                            return Exit::Shutdown;
+                        }
+                        wake = feed.wait_for_more() => {
+                            // Notifications of transactions this runner has read past
+                            // (they often arrive after their events were read) are stale.
+                            let stale = wake == Wake::Notified
+                                && feed
+                                    .notified_tx()
+                                    .zip(at)
+                                    .is_some_and(|(tx, at)| tx < at.tx_id);
+                            if stale {
+                                continue;
+                            }
+                        }
+                        () = &mut recheck_due => {}
                     }
-                    _ = feed.wait_for_more() => {}
-                    () = recheck_due => {}
+                    break;
                 }
             }
+        }
+    }
+
+    /// How to wait after a read that left the runner caught up: for notifications alone,
+    /// or, while committed events are held back, also for the next recheck (backing off).
+    fn wait_after_read(&self, held_back: bool, recheck: &mut std::time::Duration) -> Next {
+        if held_back {
+            let pause = *recheck;
+            *recheck = (pause * 2).min(self.config.poll_interval);
+            Next::Wait(Some(pause))
+        } else {
+            *recheck = RECHECK_FIRST;
+            Next::Wait(None)
         }
     }
 
@@ -412,6 +444,8 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         Ok(Step::Applied {
             to: last,
             count: events.len(),
+            full: i64::try_from(events.len()).unwrap_or(i64::MAX) >= limit,
+            held_back,
         })
     }
 
