@@ -13,7 +13,9 @@
 
 use std::time::Duration;
 
-use sqlx::{PgExecutor, PgPool, Row};
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{PgExecutor, PgPool, Postgres, Row};
 
 use crate::error::FeedError;
 use crate::event::{parse_tx_id, StoredEvent, EVENT_COLUMNS};
@@ -39,13 +41,16 @@ pub async fn read_batch<'e>(
          ORDER BY events.tx_id, events.global_position \
          LIMIT $3"
     );
-    let rows = sqlx::query(&sql)
+    let rows = page_query(&sql, after, limit).fetch_all(executor).await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
+/// A page statement bound as `$1`, `$2` = `after`, `$3` = `limit`.
+fn page_query(sql: &str, after: Position, limit: i64) -> Query<'_, Postgres, PgArguments> {
+    sqlx::query(sql)
         .bind(after.tx_id_text())
         .bind(after.global_position)
         .bind(limit.max(0))
-        .fetch_all(executor)
-        .await?;
-    rows.iter().map(StoredEvent::from_row).collect()
 }
 
 /// A batch read by [`read_next`].
@@ -89,12 +94,7 @@ pub async fn read_next<'e>(
          FROM held LEFT JOIN page ON true \
          ORDER BY page.tx_id, page.global_position"
     );
-    let rows = sqlx::query(&sql)
-        .bind(after.tx_id_text())
-        .bind(after.global_position)
-        .bind(limit.max(0))
-        .fetch_all(executor)
-        .await?;
+    let rows = page_query(&sql, after, limit).fetch_all(executor).await?;
     let held_back = match rows.first() {
         Some(row) => row.try_get("held_back")?,
         None => false,
@@ -276,6 +276,20 @@ impl Feed {
         self.wakeup.notified_tx()
     }
 
+    /// As [`Self::wait_for_more`] for a reader at `after`, passing over notifications that
+    /// only name transactions before `after`'s: their events are read already (a busy
+    /// reader often gets the notification after reading its events).
+    pub async fn wait_for_news(&mut self, after: Position) -> Wake {
+        loop {
+            let wake = self.wait_for_more().await;
+            let stale =
+                wake == Wake::Notified && self.notified_tx().is_some_and(|tx| tx < after.tx_id);
+            if !stale {
+                return wake;
+            }
+        }
+    }
+
     /// The next non-empty batch after `after`, waiting as long as it takes. Database errors
     /// are returned; the caller decides whether to retry.
     pub async fn next_batch(
@@ -289,7 +303,7 @@ impl Feed {
             if !events.is_empty() {
                 return Ok(events);
             }
-            self.wait_for_more().await;
+            self.wait_for_news(after).await;
         }
     }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{append, append_many, eventually, Rng, TestDb};
+use common::{append, append_many, eventually, open_older_transaction, Rng, TestDb};
 use projections::{feed, Feed, Position, StoredEvent, Wake};
 use sqlx::PgPool;
 use tokio::sync::{watch, Mutex};
@@ -182,11 +182,7 @@ async fn concurrent_writers_every_committed_event_seen_once_in_aggregate_order()
 #[tokio::test]
 async fn a_read_says_whether_committed_events_wait_behind_the_gate() {
     let db = TestDb::create().await;
-    let mut older = db.pool.begin().await.expect("begin");
-    sqlx::query("SELECT pg_current_xact_id()")
-        .execute(&mut *older)
-        .await
-        .expect("assign a transaction id");
+    let older = open_older_transaction(&db.pool).await;
     let held = append(&db.pool, "newer", 1).await.expect("append");
     let batch = feed::read_next(&db.pool, Position::START, 10)
         .await
@@ -342,6 +338,28 @@ async fn wakes_on_notify_and_survives_a_dropped_listener() {
     let wake = timeout(guard, feed.wait_for_more()).await.expect("woken");
     assert_eq!(wake, Wake::Notified, "listening again after the reconnect");
     assert_eq!(read_at_least(&db.pool, 4).await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_reader_past_the_notified_transaction_is_not_woken() {
+    let db = TestDb::create().await;
+    let mut feed = Feed::with_poll_interval(db.pool.clone(), Duration::from_secs(600));
+    assert!(feed.listen().await, "listening");
+    append(&db.pool, "a", 1).await.expect("append");
+    let read = read_at_least(&db.pool, 1).await[0].position();
+    // Read past: a reader in a later transaction has nothing new from that notification.
+    let past = Position::new(read.tx_id + 1, 0);
+    assert!(
+        timeout(Duration::from_millis(300), feed.wait_for_news(past))
+            .await
+            .is_err(),
+        "the stale notification woke the reader"
+    );
+    append(&db.pool, "b", 1).await.expect("append");
+    let wake = timeout(Duration::from_secs(10), feed.wait_for_news(read))
+        .await
+        .expect("woken by the newer transaction");
+    assert_eq!(wake, Wake::Notified);
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{append, append_many, eventually, TestDb};
+use common::{append, append_many, eventually, open_older_transaction, TestDb};
 use projections::{
     checkpoint, feed, FeedError, Position, ProjectionError, Projector, ProjectorHandle,
     ProjectorRunner, RunnerConfig, RunnerState, StoredEvent,
@@ -350,11 +350,7 @@ async fn read_your_writes_compares_feed_positions_not_global_positions() {
 
     // `early` gets a transaction id first but its event the higher global position, so
     // the feed delivers early's event (higher global position) before late's (lower).
-    let mut early = db.pool.begin().await.expect("begin");
-    sqlx::query("SELECT pg_current_xact_id()")
-        .execute(&mut *early)
-        .await
-        .expect("assign a transaction id");
+    let mut early = open_older_transaction(&db.pool).await;
     let low = append(&db.pool, "late", 1).await.expect("append");
     let high = append(&mut *early, "early", 1).await.expect("append");
     early.commit().await.expect("commit");
@@ -420,11 +416,7 @@ async fn an_event_held_back_by_a_short_open_transaction_follows_it_without_waiti
 
     // An older transaction holds the xmin gate shut; the event committed after it is
     // notified but not readable yet, and its end sends no notification.
-    let mut older = db.pool.begin().await.expect("begin");
-    sqlx::query("SELECT pg_current_xact_id()")
-        .execute(&mut *older)
-        .await
-        .expect("assign a transaction id");
+    let older = open_older_transaction(&db.pool).await;
     let held = append(&db.pool, "held", 1).await.expect("append");
     tokio::time::sleep(Duration::from_millis(150)).await;
     older.rollback().await.expect("end the older transaction");
@@ -448,11 +440,7 @@ async fn an_event_held_back_before_the_runner_listens_is_applied_without_waiting
     create_projected(&db.pool).await;
     // Committed and notified before the runner listens, and behind the gate when it first
     // reads: no notification will ever announce it, only the gate opening.
-    let mut older = db.pool.begin().await.expect("begin");
-    sqlx::query("SELECT pg_current_xact_id()")
-        .execute(&mut *older)
-        .await
-        .expect("assign a transaction id");
+    let older = open_older_transaction(&db.pool).await;
     let held = append(&db.pool, "held", 1).await.expect("append");
     let slow_poll = RunnerConfig {
         poll_interval: Duration::from_secs(30),

@@ -22,7 +22,6 @@ use crate::checkpoint;
 use crate::error::{chain, ProjectionError};
 use crate::event::StoredEvent;
 use crate::feed::{self, Feed};
-use crate::listener::Wake;
 use crate::position::Position;
 
 pub use config::RunnerConfig;
@@ -316,34 +315,20 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
             // append committed), the poll interval, a re-subscription, or the recheck of
             // events held back.
             if let Next::Wait(pause) = next {
-                let mut recheck_due = pin!(async {
+                let recheck_due = async {
                     match pause {
                         Some(pause) => sleep(pause).await,
                         None => std::future::pending().await,
                     }
-                });
-                loop {
-                    tokio::select! {
-                        biased;
-                        () = shutdown.as_mut() => {
-                            lock.release().await;
-                            return Exit::Shutdown;
-                        }
-                        wake = feed.wait_for_more() => {
-                            // Notifications of transactions this runner has read past
-                            // (they often arrive after their events were read) are stale.
-                            let stale = wake == Wake::Notified
-                                && feed
-                                    .notified_tx()
-                                    .zip(at)
-                                    .is_some_and(|(tx, at)| tx < at.tx_id);
-                            if stale {
-                                continue;
-                            }
-                        }
-                        () = &mut recheck_due => {}
+                };
+                tokio::select! {
+                    biased;
+                    () = shutdown.as_mut() => {
+                        lock.release().await;
+                        return Exit::Shutdown;
                     }
-                    break;
+                    _ = feed.wait_for_news(at.unwrap_or(Position::START)) => {}
+                    () = recheck_due => {}
                 }
             }
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, Executor, PgConnection, PgExecutor, PgPool};
+use sqlx::{Connection, Executor, PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 use tokio::time::{sleep, Instant};
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
@@ -105,6 +105,17 @@ pub async fn append<'e>(
 
 /// Appends `count` events to a fresh aggregate, each in its own transaction; their global
 /// positions.
+/// A transaction with an id and nothing written: while it stays open it holds the feed's
+/// xmin gate shut for every transaction that starts after it.
+pub async fn open_older_transaction(pool: &PgPool) -> Transaction<'static, Postgres> {
+    let mut older = pool.begin().await.expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *older)
+        .await
+        .expect("assign a transaction id");
+    older
+}
+
 pub async fn append_many(pool: &PgPool, aggregate_id: &str, count: i64) -> Vec<i64> {
     let mut positions = Vec::new();
     for sequence in 1..=count {
