@@ -73,7 +73,11 @@ pub async fn read_next<'e>(
     limit: i64,
 ) -> Result<Batch, FeedError> {
     // `held` always yields one row, so the flag arrives even with an empty page; the
-    // page's columns are then NULL.
+    // page's columns are then NULL. It looks at the last visible event in feed order
+    // alone (one backward index step): "some event after `after` at or above the gate"
+    // is a lower bound in that order, so the last event meets it if any does. (An
+    // `EXISTS` over the range instead walked every event of a catch-up backlog, all below
+    // the gate, on every read.)
     let sql = format!(
         "WITH gate AS MATERIALIZED ( \
              SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin \
@@ -85,9 +89,13 @@ pub async fn read_next<'e>(
              LIMIT $3 \
          ), held AS MATERIALIZED ( \
              SELECT EXISTS ( \
-                 SELECT 1 FROM events e, gate \
-                 WHERE (e.tx_id, e.global_position) > ($1::text::xid8, $2) \
-                   AND e.tx_id >= gate.xmin \
+                 SELECT 1 FROM ( \
+                     SELECT tx_id, global_position FROM events \
+                     ORDER BY tx_id DESC, global_position DESC \
+                     LIMIT 1 \
+                 ) last, gate \
+                 WHERE (last.tx_id, last.global_position) > ($1::text::xid8, $2) \
+                   AND last.tx_id >= gate.xmin \
              ) AS held_back \
          ) \
          SELECT held.held_back, {EVENT_COLUMNS} \

@@ -221,6 +221,29 @@ async fn a_read_says_whether_committed_events_wait_behind_the_gate() {
 }
 
 #[tokio::test]
+async fn a_read_of_readable_events_also_says_when_later_ones_are_held_back() {
+    let db = TestDb::create().await;
+    let readable = append(&db.pool, "before", 1).await.expect("append");
+    let older = open_older_transaction(&db.pool).await;
+    append(&db.pool, "after", 1).await.expect("append");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let batch = loop {
+        // Other tests' transactions may hold the gate in front of the first event too.
+        let batch = feed::read_next(&db.pool, Position::START, 10)
+            .await
+            .expect("read");
+        if !batch.events.is_empty() || Instant::now() > deadline {
+            break batch;
+        }
+        sleep(Duration::from_millis(20)).await;
+    };
+    let positions: Vec<i64> = batch.events.iter().map(|e| e.global_position).collect();
+    assert_eq!(positions, vec![readable], "only the event below the gate");
+    assert!(batch.held_back, "the later commit waits behind the gate");
+    older.rollback().await.expect("end the older transaction");
+}
+
+#[tokio::test]
 async fn an_open_older_transaction_holds_back_newer_commits() {
     let db = TestDb::create().await;
     let mut older = db.pool.begin().await.expect("begin");

@@ -107,7 +107,7 @@ fn recorder(runner: &'static str) -> Recorder {
 async fn create_projected(pool: &PgPool) {
     sqlx::query(
         "CREATE TABLE projected (global_position bigint PRIMARY KEY, aggregate_id text NOT NULL, \
-         sequence bigint NOT NULL, runner text NOT NULL)",
+         sequence bigint NOT NULL, runner text NOT NULL, applied bigserial)",
     )
     .execute(pool)
     .await
@@ -207,6 +207,56 @@ async fn a_failing_event_stops_progress_right_before_it_until_it_succeeds() {
 
     running.stop().await;
     assert_eq!(handle.status().state, RunnerState::Idle);
+}
+
+#[tokio::test]
+async fn a_catch_up_reading_ahead_applies_every_event_once_in_feed_order_while_writers_append() {
+    let db = TestDb::create().await;
+    create_projected(&db.pool).await;
+    append_many(&db.pool, "backlog", 95).await;
+    let running = start(&db.pool, recorder("a"), config());
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let pool = db.pool.clone();
+            tokio::spawn(async move {
+                let aggregate = format!("writer-{writer}");
+                for sequence in 1..=40 {
+                    let mut tx = pool.begin().await.expect("begin");
+                    append(&mut *tx, &aggregate, sequence)
+                        .await
+                        .expect("append");
+                    if sequence % 7 == 0 {
+                        // Held open a while: later commits wait behind it in the feed.
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                    }
+                    tx.commit().await.expect("commit");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let last: i64 = sqlx::query_scalar("SELECT max(global_position) FROM events")
+        .fetch_one(&db.pool)
+        .await
+        .expect("last event");
+    let last = position(&db.pool, last).await;
+    let handle = running.handle.clone();
+    assert!(handle.wait_for(last, LIMIT).await, "catches up");
+    assert_eq!(assert_effects_match_checkpoint(&db.pool).await, 95 + 4 * 40);
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT global_position FROM projected ORDER BY applied")
+            .fetch_all(&db.pool)
+            .await
+            .expect("applied order");
+    let feed_order: Vec<i64> =
+        sqlx::query_scalar("SELECT global_position FROM events ORDER BY tx_id, global_position")
+            .fetch_all(&db.pool)
+            .await
+            .expect("feed order");
+    assert_eq!(applied, feed_order, "applied in feed order");
+    running.stop().await;
 }
 
 #[tokio::test]

@@ -58,12 +58,23 @@ enum Step {
         full: bool,
         /// Committed events after the batch wait behind the xmin gate.
         held_back: bool,
+        /// After a full batch: the next one, read while this one was applied.
+        ahead: Option<ReadAhead>,
     },
     /// Nothing readable after the checkpoint; `held_back`: committed events wait behind
     /// the xmin gate.
     CaughtUp { held_back: bool },
     /// The stored checkpoint is elsewhere: here.
     Moved(Position),
+}
+
+/// A batch read while the previous one was being applied, for the step after it.
+struct ReadAhead {
+    /// The position it was read after: the end of the batch being applied then.
+    after: Position,
+    /// The limit it was read with.
+    limit: i64,
+    batch: feed::Batch,
 }
 
 /// What the lead loop does after a step.
@@ -233,6 +244,9 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         // the next append or the poll interval; with it, for the open transaction plus a
         // back-off (1, 2, 4 … ms, up to the poll interval). Reset by progress.
         let mut recheck = RECHECK_FIRST;
+        // The next batch when the last step read it ahead; used only by the step that
+        // starts where it was read and with the same limit.
+        let mut ahead: Option<ReadAhead> = None;
         loop {
             if is_done(shutdown.as_mut()) {
                 lock.release().await;
@@ -260,12 +274,17 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                 },
             };
             at = Some(from);
-            let next = match self.step(from, limit).await {
+            let prefetched = ahead
+                .take()
+                .filter(|read| read.after == from && read.limit == limit)
+                .map(|read| read.batch);
+            let next = match self.step(from, limit, prefetched).await {
                 Ok(Step::Applied {
                     to,
                     count,
                     full,
                     held_back,
+                    ahead: next_batch,
                 }) => {
                     tracing::debug!(projector = %self.name, checkpoint = %to, count, "applied");
                     retry = self.config.retry_initial;
@@ -274,6 +293,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                     }
                     self.succeeded(to);
                     at = Some(to);
+                    ahead = next_batch;
                     recheck = RECHECK_FIRST;
                     if full {
                         Next::ReadOn
@@ -380,11 +400,20 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
     }
 
     /// One step after `from`, the checkpoint this runner believes stored: read a batch (a
-    /// plain read, so a wake that finds nothing costs one query and no transaction), then
-    /// in one transaction move the stored checkpoint from `from` to the batch's end
-    /// (compare-and-set: it also locks the row, so an overlapping runner can never apply
-    /// the same events), apply, commit. A checkpoint that is not at `from` is reported as
-    /// [`Step::Moved`] and nothing is applied.
+    /// plain read, so a wake that finds nothing costs one query and no transaction; or
+    /// `prefetched`, read after `from` by the step before), then in one transaction move
+    /// the stored checkpoint from `from` to the batch's end (compare-and-set: it also locks
+    /// the row, so an overlapping runner can never apply the same events), apply, commit.
+    /// A checkpoint that is not at `from` is reported as [`Step::Moved`] and nothing is
+    /// applied.
+    ///
+    /// After a full batch more is probably readable (a catch-up), so the next batch is read
+    /// on another connection while this one is applied: the relay publishes while
+    /// PostgreSQL reads, a projector's read overlaps its writes. A read ahead is an ordinary
+    /// read after this batch's end; the next step uses it only if it starts there, and its
+    /// compare-and-set still guards against anything that moved the checkpoint meanwhile.
+    /// This step's own transaction can only make that read stop short (its id holds the
+    /// xmin gate for events committed after it began), never skip an event.
     ///
     /// The commit does not wait for its WAL flush (`synchronous_commit = off`, set with the
     /// `BEGIN` in the same round trip): a projector writes only state derived from the
@@ -392,11 +421,69 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
     /// last few steps *as a whole*, effects and checkpoint alike, and they are applied again
     /// from the events. Readers see a step as soon as it commits either way. This takes a
     /// WAL flush off every command's read-your-writes wait.
-    async fn step(&self, from: Position, limit: i64) -> Result<Step, StepFailure> {
-        let feed::Batch { events, held_back } = feed::read_next(&self.pool, from, limit).await?;
+    async fn step(
+        &self,
+        from: Position,
+        limit: i64,
+        prefetched: Option<feed::Batch>,
+    ) -> Result<Step, StepFailure> {
+        let feed::Batch { events, held_back } = match prefetched {
+            Some(batch) => batch,
+            None => feed::read_next(&self.pool, from, limit).await?,
+        };
         let Some(last) = events.last().map(StoredEvent::position) else {
             return Ok(Step::CaughtUp { held_back });
         };
+        let full = i64::try_from(events.len()).unwrap_or(i64::MAX) >= limit;
+        // A task of its own, so that decoding the rows runs on another worker thread
+        // beside `apply` (the relay's publishing is CPU-bound on this one).
+        let read_ahead = full.then(|| {
+            let pool = self.pool.clone();
+            AbortOnDrop(tokio::spawn(async move {
+                feed::read_next(&pool, last, limit).await
+            }))
+        });
+        if let Some(stored) = self.apply_and_commit(from, last, &events).await? {
+            return Ok(Step::Moved(stored));
+        }
+        let ahead = match read_ahead {
+            Some(mut task) => match (&mut task.0).await {
+                Ok(Ok(batch)) => Some(ReadAhead {
+                    after: last,
+                    limit,
+                    batch,
+                }),
+                Ok(Err(error)) => {
+                    // Nothing lost: the next step reads again itself (and reports the error
+                    // if it persists).
+                    tracing::warn!(projector = %self.name, error = %chain(&error), "read ahead failed; the next step reads again");
+                    None
+                }
+                Err(error) => {
+                    tracing::warn!(projector = %self.name, %error, "read ahead task failed; the next step reads again");
+                    None
+                }
+            },
+            None => None,
+        };
+        Ok(Step::Applied {
+            to: last,
+            count: events.len(),
+            full,
+            held_back,
+            ahead,
+        })
+    }
+
+    /// The transaction of a step: moves the stored checkpoint from `from` to `last`
+    /// (compare-and-set), applies `events`, commits. `Some(stored)` when the checkpoint
+    /// was not at `from` (nothing applied).
+    async fn apply_and_commit(
+        &self,
+        from: Position,
+        last: Position,
+        events: &[StoredEvent],
+    ) -> Result<Option<Position>, StepFailure> {
         let mut tx = self
             .pool
             .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
@@ -406,9 +493,9 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                 .await?
                 .map_or(Position::START, |checkpoint| checkpoint.position);
             tx.rollback().await?;
-            return Ok(Step::Moved(stored));
+            return Ok(Some(stored));
         }
-        let applied = AssertUnwindSafe(self.projector.apply(&mut tx, &events))
+        let applied = AssertUnwindSafe(self.projector.apply(&mut tx, events))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {
@@ -426,12 +513,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
             });
         }
         tx.commit().await?;
-        Ok(Step::Applied {
-            to: last,
-            count: events.len(),
-            full: i64::try_from(events.len()).unwrap_or(i64::MAX) >= limit,
-            held_back,
-        })
+        Ok(None)
     }
 
     fn succeeded(&self, checkpoint: Position) {
@@ -464,6 +546,16 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
             *status != old
         });
         before
+    }
+}
+
+/// A spawned task that is cancelled when its step ends early (a failed or moved step
+/// leaves its read ahead unused).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -103,8 +103,6 @@ pub async fn append<'e>(
     .await
 }
 
-/// Appends `count` events to a fresh aggregate, each in its own transaction; their global
-/// positions.
 /// A transaction with an id and nothing written: while it stays open it holds the feed's
 /// xmin gate shut for every transaction that starts after it.
 pub async fn open_older_transaction(pool: &PgPool) -> Transaction<'static, Postgres> {
@@ -116,6 +114,8 @@ pub async fn open_older_transaction(pool: &PgPool) -> Transaction<'static, Postg
     older
 }
 
+/// Appends `count` events to a fresh aggregate, each in its own transaction; their global
+/// positions.
 pub async fn append_many(pool: &PgPool, aggregate_id: &str, count: i64) -> Vec<i64> {
     let mut positions = Vec::new();
     for sequence in 1..=count {
