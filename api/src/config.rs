@@ -150,6 +150,9 @@ pub struct AuthSettings {
 pub struct ProjectionSettings {
     /// Most events a projector applies in one transaction.
     pub batch_size: i64,
+    /// A batch also ends once its events' stored payloads reach this many bytes: it bounds
+    /// a catch-up's memory when events carry large editor documents.
+    pub batch_bytes: i64,
     /// How often projectors re-read the feed when no notification arrives.
     pub poll_interval_ms: u64,
     /// How long a command waits for the read tables to include its events before it
@@ -234,6 +237,7 @@ impl Settings {
             },
             projections: ProjectionSettings {
                 batch_size: 500,
+                batch_bytes: 256 * 1024,
                 poll_interval_ms: 500,
                 read_your_writes_timeout_ms: 2000,
                 readiness_max_lag: 10_000,

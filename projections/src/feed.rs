@@ -62,6 +62,9 @@ pub struct Batch {
     /// will find them without any further notification, once the older transactions that
     /// hold the gate end (their end notifies nobody).
     pub held_back: bool,
+    /// Whether the byte budget ended the batch before the limit: the events after it are
+    /// readable at once.
+    pub truncated: bool,
 }
 
 /// As [`read_batch`], and whether the gate holds back committed events after the batch.
@@ -72,6 +75,23 @@ pub async fn read_next<'e>(
     after: Position,
     limit: i64,
 ) -> Result<Batch, FeedError> {
+    read_next_within(executor, after, limit, i64::MAX).await
+}
+
+/// As [`read_next`], and the batch also ends once its payloads' stored size reaches
+/// `max_bytes` (the event that reaches it is the last; the first event always comes).
+///
+/// Why: a decoded event takes far more memory than its stored JSON (a `serde_json::Value`
+/// tree per payload, and a projector's working copies of it), so 500 events carrying a
+/// 16 KB editor document each held ≈ 400 MiB during a catch-up. The stored size
+/// (`pg_column_size`, compressed when PostgreSQL compressed it) costs PostgreSQL nothing
+/// to compute, unlike the text length.
+pub async fn read_next_within<'e>(
+    executor: impl PgExecutor<'e>,
+    after: Position,
+    limit: i64,
+    max_bytes: i64,
+) -> Result<Batch, FeedError> {
     // `held` always yields one row, so the flag arrives even with an empty page; the
     // page's columns are then NULL. It looks at the last visible event in feed order
     // alone (one backward index step): "some event after `after` at or above the gate"
@@ -81,12 +101,23 @@ pub async fn read_next<'e>(
     let sql = format!(
         "WITH gate AS MATERIALIZED ( \
              SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin \
-         ), page AS MATERIALIZED ( \
+         ), limited AS MATERIALIZED ( \
              SELECT e.* FROM events e, gate \
              WHERE (e.tx_id, e.global_position) > ($1::text::xid8, $2) \
                AND e.tx_id < gate.xmin \
              ORDER BY e.tx_id, e.global_position \
              LIMIT $3 \
+         ), page AS MATERIALIZED ( \
+             SELECT * FROM ( \
+                 SELECT l.*, \
+                        sum(pg_column_size(l.payload)) \
+                            OVER (ORDER BY l.tx_id, l.global_position) \
+                        - pg_column_size(l.payload) AS bytes_before \
+                 FROM limited l \
+             ) sized \
+             WHERE sized.bytes_before < $4 \
+         ), cut AS MATERIALIZED ( \
+             SELECT (SELECT count(*) FROM limited) > (SELECT count(*) FROM page) AS truncated \
          ), held AS MATERIALIZED ( \
              SELECT EXISTS ( \
                  SELECT 1 FROM ( \
@@ -98,14 +129,17 @@ pub async fn read_next<'e>(
                    AND last.tx_id >= gate.xmin \
              ) AS held_back \
          ) \
-         SELECT held.held_back, {EVENT_COLUMNS} \
-         FROM held LEFT JOIN page ON true \
+         SELECT held.held_back, cut.truncated, {EVENT_COLUMNS} \
+         FROM held CROSS JOIN cut LEFT JOIN page ON true \
          ORDER BY page.tx_id, page.global_position"
     );
-    let rows = page_query(&sql, after, limit).fetch_all(executor).await?;
-    let held_back = match rows.first() {
-        Some(row) => row.try_get("held_back")?,
-        None => false,
+    let rows = page_query(&sql, after, limit)
+        .bind(max_bytes.max(1))
+        .fetch_all(executor)
+        .await?;
+    let (held_back, truncated) = match rows.first() {
+        Some(row) => (row.try_get("held_back")?, row.try_get("truncated")?),
+        None => (false, false),
     };
     let mut events = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -113,7 +147,11 @@ pub async fn read_next<'e>(
             events.push(StoredEvent::from_row(row)?);
         }
     }
-    Ok(Batch { events, held_back })
+    Ok(Batch {
+        events,
+        held_back,
+        truncated,
+    })
 }
 
 /// The feed position of the committed event with this global position, `None` if there is

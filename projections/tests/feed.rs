@@ -243,6 +243,81 @@ async fn a_read_of_readable_events_also_says_when_later_ones_are_held_back() {
     older.rollback().await.expect("end the older transaction");
 }
 
+/// Appends an event whose payload holds 3 200 characters of random hex (which PostgreSQL
+/// cannot compress away); its global position and stored payload size.
+async fn append_large(pool: &PgPool, aggregate_id: &str, sequence: i64) -> (i64, i64) {
+    let position: i64 = sqlx::query_scalar(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('Test', $1, $2, 'Happened', '1.0', jsonb_build_object('Happened', jsonb_build_object('blob', \
+                 (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 100)))), '{}') \
+         RETURNING global_position",
+    )
+    .bind(aggregate_id)
+    .bind(sequence)
+    .fetch_one(pool)
+    .await
+    .expect("append a large event");
+    // As stored (compressed): RETURNING shows the value before it is.
+    let size = sqlx::query_scalar(
+        "SELECT pg_column_size(payload)::bigint FROM events WHERE global_position = $1",
+    )
+    .bind(position)
+    .fetch_one(pool)
+    .await
+    .expect("stored size");
+    (position, size)
+}
+
+#[tokio::test]
+async fn a_batch_ends_where_its_payloads_reach_the_byte_budget() {
+    let db = TestDb::create().await;
+    let mut appended = Vec::new();
+    for sequence in 1..=5 {
+        appended.push(append_large(&db.pool, "large", sequence).await);
+    }
+    let positions: Vec<i64> = appended.iter().map(|(position, _)| *position).collect();
+    read_at_least(&db.pool, 5).await;
+    let read = |limit: i64, max_bytes: i64| {
+        let pool = db.pool.clone();
+        async move {
+            feed::read_next_within(&pool, Position::START, limit, max_bytes)
+                .await
+                .expect("read")
+        }
+    };
+    let ids = |batch: &feed::Batch| -> Vec<i64> {
+        batch.events.iter().map(|e| e.global_position).collect()
+    };
+
+    let two = appended[0].1 + appended[1].1;
+    let batch = read(10, two).await;
+    assert_eq!(
+        ids(&batch),
+        positions[..2],
+        "the event that reaches the budget is the last"
+    );
+    assert!(batch.truncated, "and the batch says more is readable");
+
+    let batch = read(10, two + 1).await;
+    assert_eq!(
+        ids(&batch),
+        positions[..3],
+        "one byte more lets the next one start"
+    );
+
+    let batch = read(10, 1).await;
+    assert_eq!(ids(&batch), positions[..1], "the first event always comes");
+    assert!(batch.truncated);
+
+    let batch = read(2, i64::MAX).await;
+    assert_eq!(ids(&batch), positions[..2]);
+    assert!(!batch.truncated, "the limit, not the budget, ended it");
+
+    let batch = read(10, i64::MAX).await;
+    assert_eq!(ids(&batch), positions);
+    assert!(!batch.truncated);
+}
+
 #[tokio::test]
 async fn an_open_older_transaction_holds_back_newer_commits() {
     let db = TestDb::create().await;

@@ -260,6 +260,30 @@ async fn a_catch_up_reading_ahead_applies_every_event_once_in_feed_order_while_w
 }
 
 #[tokio::test]
+async fn batches_cut_by_the_byte_budget_go_on_without_waiting_for_a_poll() {
+    let db = TestDb::create().await;
+    create_projected(&db.pool).await;
+    let positions = append_many(&db.pool, "budget", 40).await;
+    let running = start(
+        &db.pool,
+        recorder("a"),
+        RunnerConfig {
+            // Every batch is one event, cut by the budget long before the limit.
+            batch_bytes: 1,
+            poll_interval: Duration::from_secs(60),
+            ..config()
+        },
+    );
+    let last = position(&db.pool, positions[39]).await;
+    assert!(
+        running.handle.wait_for(last, LIMIT).await,
+        "a cut batch reads on at once"
+    );
+    assert_eq!(assert_effects_match_checkpoint(&db.pool).await, 40);
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn one_active_runner_per_name_and_the_standby_takes_over_on_shutdown() {
     let db = TestDb::create().await;
     create_projected(&db.pool).await;

@@ -4,11 +4,19 @@ use std::time::Duration;
 
 use crate::feed;
 
+/// The default [`RunnerConfig::batch_bytes`]: a batch of small events (a few hundred
+/// bytes each) is not cut; one of 16 KB editor documents (≈ 4 KB stored, compressed) ends
+/// after ≈ 60 of them.
+pub const DEFAULT_BATCH_BYTES: i64 = 256 * 1024;
+
 /// How a runner paces itself.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
     /// Most events per transaction.
     pub batch_size: i64,
+    /// A batch also ends once its payloads' stored size reaches this many bytes (see
+    /// [`feed::read_next_within`]): it bounds a batch's memory when events are large.
+    pub batch_bytes: i64,
     /// How often the feed re-reads when no notification arrives.
     pub poll_interval: Duration,
     /// How often a standby tries the lock.
@@ -32,6 +40,7 @@ impl Default for RunnerConfig {
     fn default() -> Self {
         Self {
             batch_size: 100,
+            batch_bytes: DEFAULT_BATCH_BYTES,
             poll_interval: feed::DEFAULT_POLL_INTERVAL,
             lock_retry_interval: Duration::from_secs(5),
             lock_check_interval: Duration::from_secs(1),

@@ -427,20 +427,25 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         limit: i64,
         prefetched: Option<feed::Batch>,
     ) -> Result<Step, StepFailure> {
-        let feed::Batch { events, held_back } = match prefetched {
+        let max_bytes = self.config.batch_bytes;
+        let feed::Batch {
+            events,
+            held_back,
+            truncated,
+        } = match prefetched {
             Some(batch) => batch,
-            None => feed::read_next(&self.pool, from, limit).await?,
+            None => feed::read_next_within(&self.pool, from, limit, max_bytes).await?,
         };
         let Some(last) = events.last().map(StoredEvent::position) else {
             return Ok(Step::CaughtUp { held_back });
         };
-        let full = i64::try_from(events.len()).unwrap_or(i64::MAX) >= limit;
+        let full = truncated || i64::try_from(events.len()).unwrap_or(i64::MAX) >= limit;
         // A task of its own, so that decoding the rows runs on another worker thread
         // beside `apply` (the relay's publishing is CPU-bound on this one).
         let read_ahead = full.then(|| {
             let pool = self.pool.clone();
             AbortOnDrop(tokio::spawn(async move {
-                feed::read_next(&pool, last, limit).await
+                feed::read_next_within(&pool, last, limit, max_bytes).await
             }))
         });
         if let Some(stored) = self.apply_and_commit(from, last, &events).await? {
