@@ -45,6 +45,40 @@ pub async fn read_batch<'e>(
     rows.iter().map(StoredEvent::from_row).collect()
 }
 
+/// As [`read_batch`], and the batch also ends once its payloads' stored size reaches
+/// `max_bytes` (see [`read_next_within`]). One plain statement, for rebuilds.
+pub async fn read_batch_within<'e>(
+    executor: impl PgExecutor<'e>,
+    after: Position,
+    limit: i64,
+    max_bytes: i64,
+) -> Result<Vec<StoredEvent>, FeedError> {
+    // The running sum is computed on the index scan's order, so neither it nor the outer
+    // ORDER BY sorts (a sort of 5 000 rows with their payloads spills to disk).
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM ( \
+             SELECT e.*, {BYTES_BEFORE} FROM events e \
+             WHERE (e.tx_id, e.global_position) > ($1::text::xid8, $2) \
+               AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY e.tx_id, e.global_position \
+             LIMIT $3 \
+         ) events \
+         WHERE events.bytes_before < $4 \
+         ORDER BY events.tx_id, events.global_position"
+    );
+    let rows = page_query(&sql, after, limit)
+        .bind(max_bytes.max(1))
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
+/// The stored payload bytes of the events before this one in the page (`e`, ordered by
+/// feed order): an event is in a batch with budget `b` while this is below `b`.
+const BYTES_BEFORE: &str =
+    "sum(pg_column_size(e.payload)) OVER (ORDER BY e.tx_id, e.global_position) \
+     - pg_column_size(e.payload) AS bytes_before";
+
 /// A page statement bound as `$1`, `$2` = `after`, `$3` = `limit`.
 fn page_query(sql: &str, after: Position, limit: i64) -> Query<'_, Postgres, PgArguments> {
     sqlx::query(sql)
@@ -102,22 +136,13 @@ pub async fn read_next_within<'e>(
         "WITH gate AS MATERIALIZED ( \
              SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin \
          ), limited AS MATERIALIZED ( \
-             SELECT e.* FROM events e, gate \
+             SELECT e.*, {BYTES_BEFORE} FROM events e, gate \
              WHERE (e.tx_id, e.global_position) > ($1::text::xid8, $2) \
                AND e.tx_id < gate.xmin \
              ORDER BY e.tx_id, e.global_position \
              LIMIT $3 \
-         ), page AS MATERIALIZED ( \
-             SELECT * FROM ( \
-                 SELECT l.*, \
-                        sum(pg_column_size(l.payload)) \
-                            OVER (ORDER BY l.tx_id, l.global_position) \
-                        - pg_column_size(l.payload) AS bytes_before \
-                 FROM limited l \
-             ) sized \
-             WHERE sized.bytes_before < $4 \
          ), cut AS MATERIALIZED ( \
-             SELECT (SELECT count(*) FROM limited) > (SELECT count(*) FROM page) AS truncated \
+             SELECT EXISTS (SELECT 1 FROM limited WHERE bytes_before >= $4) AS truncated \
          ), held AS MATERIALIZED ( \
              SELECT EXISTS ( \
                  SELECT 1 FROM ( \
@@ -130,7 +155,7 @@ pub async fn read_next_within<'e>(
              ) AS held_back \
          ) \
          SELECT held.held_back, cut.truncated, {EVENT_COLUMNS} \
-         FROM held CROSS JOIN cut LEFT JOIN page ON true \
+         FROM held CROSS JOIN cut LEFT JOIN limited page ON page.bytes_before < $4 \
          ORDER BY page.tx_id, page.global_position"
     );
     let rows = page_query(&sql, after, limit)

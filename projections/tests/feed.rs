@@ -298,6 +298,16 @@ async fn a_batch_ends_where_its_payloads_reach_the_byte_budget() {
     );
     assert!(batch.truncated, "and the batch says more is readable");
 
+    let plain = feed::read_batch_within(&db.pool, Position::START, 10, two)
+        .await
+        .expect("read");
+    let plain: Vec<i64> = plain.iter().map(|e| e.global_position).collect();
+    assert_eq!(
+        plain,
+        positions[..2],
+        "the rebuild's read cuts at the same place"
+    );
+
     let batch = read(10, two + 1).await;
     assert_eq!(
         ids(&batch),
