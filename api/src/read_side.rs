@@ -70,7 +70,7 @@ impl Runners {
 fn runner_config(settings: &ProjectionSettings) -> RunnerConfig {
     RunnerConfig {
         batch_size: settings.batch_size,
-        batch_bytes: settings.batch_bytes.max(1),
+        batch_bytes: settings.batch_bytes,
         poll_interval: Duration::from_millis(settings.poll_interval_ms),
         ..RunnerConfig::default()
     }

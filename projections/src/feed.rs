@@ -32,21 +32,11 @@ pub async fn read_batch<'e>(
     after: Position,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, FeedError> {
-    // The text copy of tx_id has its own alias: an ORDER BY on an output column named
-    // tx_id would sort xids as text ("10" before "9").
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events \
-         WHERE (tx_id, global_position) > ($1::text::xid8, $2) \
-           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-         ORDER BY events.tx_id, events.global_position \
-         LIMIT $3"
-    );
-    let rows = page_query(&sql, after, limit).fetch_all(executor).await?;
-    rows.iter().map(StoredEvent::from_row).collect()
+    read_batch_within(executor, after, limit, i64::MAX).await
 }
 
 /// As [`read_batch`], and the batch also ends once its payloads' stored size reaches
-/// `max_bytes` (see [`read_next_within`]). One plain statement, for rebuilds.
+/// `max_bytes` (see [`read_next_within`]). One plain statement.
 pub async fn read_batch_within<'e>(
     executor: impl PgExecutor<'e>,
     after: Position,
@@ -54,7 +44,9 @@ pub async fn read_batch_within<'e>(
     max_bytes: i64,
 ) -> Result<Vec<StoredEvent>, FeedError> {
     // The running sum is computed on the index scan's order, so neither it nor the outer
-    // ORDER BY sorts (a sort of 5 000 rows with their payloads spills to disk).
+    // ORDER BY sorts (a sort of 5 000 rows with their payloads spills to disk). The text
+    // copy of tx_id has its own alias: an ORDER BY on an output column named tx_id would
+    // sort xids as text ("10" before "9").
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM ( \
              SELECT e.*, {BYTES_BEFORE} FROM events e \

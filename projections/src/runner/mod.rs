@@ -16,6 +16,7 @@ use std::task::{Context, Poll, Waker};
 use futures::FutureExt as _;
 use sqlx::PgPool;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio::time::sleep;
 
 use crate::checkpoint;
@@ -441,34 +442,33 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         };
         let full = truncated || i64::try_from(events.len()).unwrap_or(i64::MAX) >= limit;
         // A task of its own, so that decoding the rows runs on another worker thread
-        // beside `apply` (the relay's publishing is CPU-bound on this one).
-        let read_ahead = full.then(|| {
+        // beside `apply` (the relay's publishing is CPU-bound on this one). The set aborts
+        // it when a failed or moved step returns early.
+        let mut read_ahead = JoinSet::new();
+        if full {
             let pool = self.pool.clone();
-            AbortOnDrop(tokio::spawn(async move {
-                feed::read_next_within(&pool, last, limit, max_bytes).await
-            }))
-        });
+            read_ahead
+                .spawn(async move { feed::read_next_within(&pool, last, limit, max_bytes).await });
+        }
         if let Some(stored) = self.apply_and_commit(from, last, &events).await? {
             return Ok(Step::Moved(stored));
         }
-        let ahead = match read_ahead {
-            Some(mut task) => match (&mut task.0).await {
-                Ok(Ok(batch)) => Some(ReadAhead {
-                    after: last,
-                    limit,
-                    batch,
-                }),
-                Ok(Err(error)) => {
-                    // Nothing lost: the next step reads again itself (and reports the error
-                    // if it persists).
-                    tracing::warn!(projector = %self.name, error = %chain(&error), "read ahead failed; the next step reads again");
-                    None
-                }
-                Err(error) => {
-                    tracing::warn!(projector = %self.name, %error, "read ahead task failed; the next step reads again");
-                    None
-                }
-            },
+        let ahead = match read_ahead.join_next().await {
+            Some(Ok(Ok(batch))) => Some(ReadAhead {
+                after: last,
+                limit,
+                batch,
+            }),
+            Some(Ok(Err(error))) => {
+                // Nothing lost: the next step reads again itself (and reports the error if
+                // it persists).
+                tracing::warn!(projector = %self.name, error = %chain(&error), "read ahead failed; the next step reads again");
+                None
+            }
+            Some(Err(error)) => {
+                tracing::warn!(projector = %self.name, %error, "read ahead task failed; the next step reads again");
+                None
+            }
             None => None,
         };
         Ok(Step::Applied {
@@ -551,16 +551,6 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
             *status != old
         });
         before
-    }
-}
-
-/// A spawned task that is cancelled when its step ends early (a failed or moved step
-/// leaves its read ahead unused).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
