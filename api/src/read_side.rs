@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use projections::audit::AuditProjector;
-use projections::models::ModelsProjector;
+use projections::models::{Handover, ModelsProjector};
 use projections::{ProjectorHandle, ProjectorRunner, RunnerConfig};
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -20,6 +20,9 @@ use crate::relay::Relay;
 #[derive(Clone)]
 pub struct ReadSide {
     pub models: ProjectorHandle,
+    /// The rows the models projector hands to requests waiting for them, when it runs
+    /// here (read-your-writes without reading the row back).
+    pub handover: Handover,
     pub audit: ProjectorHandle,
     /// The NATS relay and its runner, when NATS is configured.
     pub relay: Option<(Relay, ProjectorHandle)>,
@@ -82,9 +85,10 @@ pub fn build(
     settings: &ProjectionSettings,
     relay: Option<Relay>,
 ) -> (ReadSide, Runners) {
+    let handover = Handover::default();
     let models = ProjectorRunner::new(
         pool.clone(),
-        Arc::new(ModelsProjector::live()),
+        Arc::new(ModelsProjector::live().with_handover(handover.clone())),
         runner_config(settings),
     );
     let audit = ProjectorRunner::new(
@@ -106,6 +110,7 @@ pub fn build(
     });
     let read = ReadSide {
         models: models.handle(),
+        handover,
         audit: audit.handle(),
         relay: relay.zip(relay_runner.as_ref().map(ProjectorRunner::handle)),
     };

@@ -4,8 +4,6 @@
 
 use sqlx::PgExecutor;
 
-use crate::error::ProjectionError;
-
 /// Which generation a projector writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -16,21 +14,29 @@ pub enum Target {
 }
 
 impl Target {
-    /// The generation number to write, read inside the projector's transaction. The runner
-    /// locks its checkpoint row before `apply`, and a swap holds that lock while it changes
-    /// the active generation, so a live batch always sees the generation it must write.
-    pub async fn resolve<'e>(
-        &self,
-        executor: impl PgExecutor<'e>,
-        family: &str,
-    ) -> Result<i64, ProjectionError> {
+    /// The generation number when it is fixed; `None` for [`Target::Active`], which is
+    /// read inside the projector's transaction with [`TARGET_CTE`].
+    pub fn fixed(&self) -> Option<i64> {
         match self {
-            Self::Fixed(generation) => Ok(*generation),
-            Self::Active => active(executor, family)
-                .await
-                .map_err(ProjectionError::from),
+            Self::Active => None,
+            Self::Fixed(generation) => Some(*generation),
         }
     }
+}
+
+/// A `WITH` item naming the generation a [`Target`] writes: `target(generation)`, with
+/// `$1` = [`Target::fixed`] and `$2` = the family. A projector reads it in the same
+/// statement as the rows it needs (one round trip less per batch). It runs inside the
+/// projector's transaction after the runner has locked its checkpoint row, and a swap holds
+/// that lock while it changes the active generation, so a live batch always sees the
+/// generation it must write. `NULL` when the family has no row.
+pub(crate) const TARGET_CTE: &str = "target AS (SELECT COALESCE($1::int8, \
+     (SELECT active FROM projection_generations WHERE name = $2)) AS generation)";
+
+/// The generation read with [`TARGET_CTE`]; a family without a row is `RowNotFound`, as
+/// for [`active`].
+pub(crate) fn required(generation: Option<i64>) -> Result<i64, sqlx::Error> {
+    generation.ok_or(sqlx::Error::RowNotFound)
 }
 
 /// The active generation of a family of read tables (`process_models`, `audit_logs`).

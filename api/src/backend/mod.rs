@@ -32,6 +32,23 @@ pub struct Started {
     pub metrics: Metrics,
 }
 
+/// A registered interest in one model's projected row; `None` where the backend reads the
+/// row back instead.
+#[derive(Debug)]
+pub struct ModelTicket(pub Option<projections::models::Expected>);
+
+/// How a wait for the model tables ended.
+#[derive(Debug)]
+pub enum ModelWait {
+    /// The projector committed the event and handed over the model's row as it wrote it
+    /// then (no read needed).
+    Row(Box<ModelRow>),
+    /// The tables include the event: read the row.
+    CaughtUp,
+    /// The timeout passed first.
+    TimedOut,
+}
+
 /// Why a rebuild could not be started.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RebuildStart {
@@ -80,8 +97,17 @@ pub trait ReadStore: Send + Sync + 'static {
         page: &Page,
     ) -> Result<(Vec<AuditRow>, i64), sqlx::Error>;
 
-    /// Waits until the model tables include the event at `position`; `false` on timeout.
-    async fn wait_for_models(&self, position: StorePosition, timeout: Duration) -> bool;
+    /// Registers interest in model `id`'s next projected row, before a command on it is
+    /// executed, so that [`Self::wait_for_model`] can hand it over without a read.
+    fn expect_model(&self, id: Uuid) -> ModelTicket;
+
+    /// Waits until the model tables include the event at `position` of `ticket`'s model.
+    async fn wait_for_model(
+        &self,
+        position: StorePosition,
+        ticket: &ModelTicket,
+        timeout: Duration,
+    ) -> ModelWait;
 
     /// Waits until the model tables include every event of `aggregate_id` stored so far.
     async fn wait_for_stream(&self, aggregate_id: &str, timeout: Duration) -> bool;

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{LiveError, ReadStore, RebuildStart, Started};
+use super::{LiveError, ModelTicket, ModelWait, ReadStore, RebuildStart, Started};
 use crate::admin::{self, ProjectionStatus, Rebuilds};
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -139,13 +139,32 @@ impl ReadStore for PostgresStore {
         audit::list(&self.pool, tenant, filter, page).await
     }
 
-    async fn wait_for_models(&self, position: StorePosition, timeout: Duration) -> bool {
+    fn expect_model(&self, id: Uuid) -> ModelTicket {
+        ModelTicket(Some(self.read.handover.expect(id)))
+    }
+
+    async fn wait_for_model(
+        &self,
+        position: StorePosition,
+        ticket: &ModelTicket,
+        timeout: Duration,
+    ) -> ModelWait {
         // Transaction ids are xid8 values, never negative.
         let tx_id = u64::try_from(position.tx_id).unwrap_or_default();
-        self.read
+        let caught_up = self
+            .read
             .models
             .wait_for(Position::new(tx_id, position.global_position), timeout)
-            .await
+            .await;
+        if !caught_up {
+            return ModelWait::TimedOut;
+        }
+        // The ticket was taken before the command ran, so the batch that carried its event
+        // handed the row over, unless the projector runs on another replica.
+        match ticket.0.as_ref().and_then(|expected| expected.row()) {
+            Some(row) => ModelWait::Row(Box::new(row)),
+            None => ModelWait::CaughtUp,
+        }
     }
 
     async fn wait_for_stream(&self, aggregate_id: &str, timeout: Duration) -> bool {

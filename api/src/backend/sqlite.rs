@@ -24,7 +24,7 @@ use serde_json::Value;
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
-use super::{LiveError, ReadStore, RebuildStart, Started};
+use super::{LiveError, ModelTicket, ModelWait, ReadStore, RebuildStart, Started};
 use crate::admin::{ProjectionStatus, Rebuilds};
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -181,10 +181,25 @@ impl ReadStore for SqliteStore {
         embedded::audit::list(&self.pool, tenant, filter, page).await
     }
 
-    async fn wait_for_models(&self, position: StorePosition, timeout: Duration) -> bool {
-        self.projections
+    fn expect_model(&self, _id: Uuid) -> ModelTicket {
+        ModelTicket(None)
+    }
+
+    async fn wait_for_model(
+        &self,
+        position: StorePosition,
+        _ticket: &ModelTicket,
+        timeout: Duration,
+    ) -> ModelWait {
+        if self
+            .projections
             .wait_for(position.global_position, timeout)
             .await
+        {
+            ModelWait::CaughtUp
+        } else {
+            ModelWait::TimedOut
+        }
     }
 
     async fn wait_for_stream(&self, aggregate_id: &str, timeout: Duration) -> bool {

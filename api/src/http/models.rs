@@ -26,6 +26,7 @@ use super::problem::ApiError;
 use super::queries::read_error;
 use crate::app::AppState;
 use crate::auth::{Caller, Privilege};
+use crate::backend::ModelWait;
 
 /// A JSON body whose extraction error is handled by the command (so it is audited).
 type Body<T> = Result<ApiJson<T>, ApiError>;
@@ -516,6 +517,8 @@ async fn execute(
         expected_revision,
         action,
     };
+    // Taken before the command runs, so the projector hands over the row it writes.
+    let ticket = state.store.expect_model(id.as_uuid());
     let committed = state
         .commands
         .execute(id, command, &metadata(caller, ctx))
@@ -531,18 +534,24 @@ async fn execute(
     let caught_up = match committed.position {
         Some(position) => {
             let started = std::time::Instant::now();
-            let caught_up = state.store.wait_for_models(position, timeout).await;
+            let waited = state.store.wait_for_model(position, &ticket, timeout).await;
             // Timeout 0 switches the wait off: nothing to measure.
             if !timeout.is_zero() {
                 let metrics = &state.metrics;
                 metrics
                     .read_your_writes_wait
                     .observe(started.elapsed().as_secs_f64());
-                if !caught_up {
+                if matches!(waited, ModelWait::TimedOut) {
                     metrics.read_your_writes_timeouts.inc();
                 }
             }
-            caught_up
+            match waited {
+                ModelWait::Row(row) if row.tenant_id == caller.tenant_id => {
+                    return Ok(Fresh::Yes(ModelResponse::from_row(*row)));
+                }
+                ModelWait::Row(_) | ModelWait::CaughtUp => true,
+                ModelWait::TimedOut => false,
+            }
         }
         None => state.store.wait_for_stream(&id.to_string(), timeout).await,
     };

@@ -59,8 +59,8 @@ impl Projector for AuditProjector {
         tx: &mut Transaction<'_, Postgres>,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
-        let generation = self.target.resolve(&mut **tx, FAMILY).await?;
-        let mut chain = Chain::after(store::tip(tx, generation).await?);
+        let (generation, tip) = store::tip(tx, self.target).await?;
+        let mut chain = Chain::after(tip);
         for event in events {
             chain.push(event)?;
         }

@@ -2,22 +2,36 @@
 //! one statement per batch, clear a generation.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, Row};
 
+use super::projector::FAMILY;
 use super::row::{AuditRow, COLUMNS};
+use crate::generation::{self, Target, TARGET_CTE};
 
-/// The row with the highest seq of `generation`, if any.
+/// The generation `target` writes and its row with the highest seq, if any, in one
+/// statement.
 pub(crate) async fn tip(
     conn: &mut PgConnection,
-    generation: i64,
-) -> Result<Option<AuditRow>, sqlx::Error> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM audit_logs WHERE generation = $1 ORDER BY seq DESC LIMIT 1");
+    target: Target,
+) -> Result<(i64, Option<AuditRow>), sqlx::Error> {
+    let sql = format!(
+        "WITH {TARGET_CTE}
+         SELECT target.generation, tip.* FROM target
+           LEFT JOIN LATERAL (SELECT {COLUMNS} FROM audit_logs
+                               WHERE generation = target.generation
+                               ORDER BY seq DESC LIMIT 1) tip ON true"
+    );
     let row = sqlx::query(&sql)
-        .bind(generation)
-        .fetch_optional(conn)
+        .bind(target.fixed())
+        .bind(FAMILY)
+        .fetch_one(conn)
         .await?;
-    row.as_ref().map(AuditRow::from_row).transpose()
+    let generation = generation::required(row.try_get("generation")?)?;
+    let tip = match row.try_get::<Option<i64>, _>("seq")? {
+        Some(_) => Some(AuditRow::from_row(&row)?),
+        None => None,
+    };
+    Ok((generation, tip))
 }
 
 /// Rewrites the tip after its command got more events (only these columns change).

@@ -4,6 +4,7 @@
 //! rebuild costs a few statements per batch instead of one per event.
 
 pub(crate) mod fold;
+mod handover;
 pub mod query;
 mod store;
 
@@ -18,6 +19,7 @@ use crate::event::StoredEvent;
 use crate::generation::Target;
 use crate::runner::Projector;
 
+pub use handover::{Expected, Handover};
 pub use store::{clear_generation, ModelRow, VersionRow};
 
 /// The family name in `projection_generations`, and the live projector's checkpoint name.
@@ -28,6 +30,8 @@ pub const FAMILY: &str = "process_models";
 pub struct ModelsProjector {
     target: Target,
     name: String,
+    /// Where committed rows go to the requests waiting for them (the live projector).
+    handover: Option<Handover>,
 }
 
 impl ModelsProjector {
@@ -36,7 +40,14 @@ impl ModelsProjector {
         Self {
             target: Target::Active,
             name: FAMILY.to_owned(),
+            handover: None,
         }
+    }
+
+    /// Hands the rows of each committed batch to the requests registered with `handover`.
+    pub fn with_handover(mut self, handover: Handover) -> Self {
+        self.handover = Some(handover);
+        self
     }
 
     /// A rebuild into `generation`, with its own checkpoint.
@@ -44,6 +55,7 @@ impl ModelsProjector {
         Self {
             target: Target::Fixed(generation),
             name: format!("{FAMILY}@rebuild"),
+            handover: None,
         }
     }
 }
@@ -59,6 +71,11 @@ impl Projector for ModelsProjector {
         tx: &mut Transaction<'_, Postgres>,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
+        // Before anything else: rows staged by an attempt that rolled back must not reach
+        // a waiting request when this batch commits.
+        if let Some(handover) = &self.handover {
+            handover.begin();
+        }
         let events: Vec<&StoredEvent> = events
             .iter()
             .filter(|e| e.aggregate_type == fold::AGGREGATE_TYPE)
@@ -66,7 +83,6 @@ impl Projector for ModelsProjector {
         if events.is_empty() {
             return Ok(());
         }
-        let generation = self.target.resolve(&mut **tx, FAMILY).await?;
         let mut ids = Vec::with_capacity(events.len());
         for event in &events {
             let id = Uuid::parse_str(&event.aggregate_id)
@@ -75,7 +91,7 @@ impl Projector for ModelsProjector {
         }
         ids.sort_unstable();
         ids.dedup();
-        let existing = store::load_models(tx, generation, &ids).await?;
+        let (generation, existing) = store::load_models(tx, self.target, &ids).await?;
         let mut batch = fold::Batch::new(existing.into_iter().map(|row| (row.id, row)).collect());
         let mut versions = fold::PgVersions {
             conn: tx,
@@ -85,9 +101,18 @@ impl Projector for ModelsProjector {
             batch.apply(&mut versions, event).await?;
         }
         let (models, versions) = batch.finish();
+        if let Some(handover) = &self.handover {
+            handover.stage(&models);
+        }
         store::upsert_models(tx, generation, models).await?;
         store::insert_versions(tx, generation, &versions).await?;
         Ok(())
+    }
+
+    fn committed(&self) {
+        if let Some(handover) = &self.handover {
+            handover.committed();
+        }
     }
 }
 

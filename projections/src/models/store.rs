@@ -1,8 +1,11 @@
 //! SQL of the `process_models` and `model_versions` tables: batched reads and writes.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection};
+use sqlx::{FromRow, PgConnection, Row};
 use uuid::Uuid;
+
+use super::FAMILY;
+use crate::generation::{self, Target, TARGET_CTE};
 
 /// One `process_models` row of one generation.
 #[derive(Debug, Clone, FromRow)]
@@ -37,21 +40,38 @@ pub struct VersionRow {
     pub published_time: DateTime<Utc>,
 }
 
+/// The generation `target` writes and its rows among `ids`, in one statement.
 pub(super) async fn load_models(
     conn: &mut PgConnection,
-    generation: i64,
+    target: Target,
     ids: &[Uuid],
-) -> Result<Vec<ModelRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, tenant_id, process_key, name, category, description, version, status,
-                model_json, created_by, created_time, updated_by, updated_time, revision
-           FROM process_models
-          WHERE generation = $1 AND id = ANY($2)",
-    )
-    .bind(generation)
-    .bind(ids)
-    .fetch_all(conn)
-    .await
+) -> Result<(i64, Vec<ModelRow>), sqlx::Error> {
+    // The left join keeps one row (the generation, no model) when no model matches.
+    let sql = format!(
+        "WITH {TARGET_CTE}
+         SELECT target.generation, m.id, m.tenant_id, m.process_key, m.name, m.category,
+                m.description, m.version, m.status, m.model_json, m.created_by, m.created_time,
+                m.updated_by, m.updated_time, m.revision
+           FROM target
+           LEFT JOIN process_models m ON m.generation = target.generation AND m.id = ANY($3)"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(target.fixed())
+        .bind(FAMILY)
+        .bind(ids)
+        .fetch_all(conn)
+        .await?;
+    let Some(first) = rows.first() else {
+        return Err(sqlx::Error::RowNotFound);
+    };
+    let generation = generation::required(first.try_get("generation")?)?;
+    let mut models = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
+            models.push(ModelRow::from_row(row)?);
+        }
+    }
+    Ok((generation, models))
 }
 
 pub(super) async fn version_json(

@@ -518,6 +518,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
             });
         }
         tx.commit().await?;
+        self.projector.committed();
         Ok(None)
     }
 

@@ -27,4 +27,9 @@ pub trait Projector: Send + Sync + 'static {
         tx: &mut Transaction<'_, Postgres>,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError>;
+
+    /// The transaction of the last `apply` has committed. For effects that must not be seen
+    /// before then (handing rows to waiting requests); never fails, and is not called for a
+    /// batch that rolled back.
+    fn committed(&self) {}
 }
