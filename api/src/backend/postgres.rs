@@ -160,7 +160,8 @@ impl ReadStore for PostgresStore {
             return ModelWait::TimedOut;
         }
         // The ticket was taken before the command ran, so the batch that carried its event
-        // handed the row over, unless the projector runs on another replica.
+        // handed the row over, unless that batch was applied on another replica (then the
+        // row, if any, is older: the caller compares revisions).
         match ticket.0.as_ref().and_then(|expected| expected.row()) {
             Some(row) => ModelWait::Row(Box::new(row)),
             None => ModelWait::CaughtUp,

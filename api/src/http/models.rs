@@ -545,8 +545,13 @@ async fn execute(
                     metrics.read_your_writes_timeouts.inc();
                 }
             }
+            // A row older than the command's own result comes from a batch before it (the
+            // batch with the command's event was applied on another replica): read instead.
+            let revision = i64::try_from(committed.model.revision()).unwrap_or(i64::MAX);
             match waited {
-                ModelWait::Row(row) if row.tenant_id == caller.tenant_id => {
+                ModelWait::Row(row)
+                    if row.tenant_id == caller.tenant_id && row.revision >= revision =>
+                {
                     return Ok(Fresh::Yes(ModelResponse::from_row(*row)));
                 }
                 ModelWait::Row(_) | ModelWait::CaughtUp => true,

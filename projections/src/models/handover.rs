@@ -9,7 +9,9 @@
 //! slots. A batch that rolls back never reaches a slot: the next `apply` drops what it
 //! staged. So a slot only ever holds a committed row, and when the checkpoint has passed
 //! the request's event the slot holds the row as of that batch or a later one, exactly
-//! what a read of the table would return then.
+//! what a read of the table would return then, provided this process applied that batch.
+//! If another replica's runner did (a fail-over in between), the slot may hold an older
+//! row or none: the request compares the row's revision with its own and reads otherwise.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
