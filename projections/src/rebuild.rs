@@ -27,6 +27,15 @@ use crate::runner::{advisory_lock_key, Projector};
 /// per batch).
 const REBUILD_BATCH_BYTES: i64 = 4 * 1024 * 1024;
 
+/// The new generation's tables are analyzed once this many events are in, and again each
+/// time the count has doubled ([`Rebuildable::analyze_while_rebuilding`]). The statistics
+/// taken before the rebuild say the generation is empty, so the planner reads a batch's
+/// rows by scanning the whole generation instead of probing the primary key: 180 ms
+/// instead of 18 ms per 5 000-event batch once it holds 250 000 models. Over 1 000 000
+/// events that made the `process_models` rebuild 5 times slower. Doubling keeps the
+/// `ANALYZE`s to a handful (6 for 1 000 000 events).
+const FIRST_ANALYZE_AFTER: u64 = 20_000;
+
 /// A read model that can be rebuilt.
 #[async_trait]
 pub trait Rebuildable: Send + Sync {
@@ -40,6 +49,11 @@ pub trait Rebuildable: Send + Sync {
     async fn clear(&self, conn: &mut PgConnection, generation: i64) -> Result<(), sqlx::Error>;
     /// Its tables, analyzed after a rebuild.
     fn tables(&self) -> &'static [&'static str];
+    /// Whether its tables are also analyzed while the new generation fills (see
+    /// [`FIRST_ANALYZE_AFTER`]): for a projector that looks up its own rows by key.
+    fn analyze_while_rebuilding(&self) -> bool {
+        false
+    }
 }
 
 /// How far a rebuild has come.
@@ -123,8 +137,10 @@ pub async fn rebuild(
     // connections the feed query, the projector's work and its writes overlap.
     let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<StoredEvent>>(2);
     let reader = read_ahead(connect, head, batch_size, batches);
+    let analyze = format!("ANALYZE {}", model.tables().join(", "));
     let writer = async {
         let mut done = 0u64;
+        let mut analyze_at = FIRST_ANALYZE_AFTER;
         while let Some(batch) = to_write.recv().await {
             let Some(last) = batch.last().map(StoredEvent::position) else {
                 continue;
@@ -140,6 +156,10 @@ pub async fn rebuild(
             checkpoint::save(&mut tx, projector.name(), last).await?;
             tx.commit().await?;
             done += batch.len() as u64;
+            if model.analyze_while_rebuilding() && done >= analyze_at {
+                sqlx::query(&analyze).execute(pool).await?;
+                analyze_at = done.saturating_mul(2);
+            }
             progress(Progress {
                 done,
                 total: total.max(done),
@@ -186,9 +206,7 @@ pub async fn rebuild(
     tx.commit().await?;
     // Fresh statistics for the new rows: until autovacuum gets to them the planner would
     // scan a whole tenant for a primary-key lookup (docs/performance.md, finding 1).
-    sqlx::query(&format!("ANALYZE {}", model.tables().join(", ")))
-        .execute(pool)
-        .await?;
+    sqlx::query(&analyze).execute(pool).await?;
     let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(key)
         .execute(&mut guard)

@@ -147,4 +147,9 @@ impl crate::rebuild::Rebuildable for ModelsRebuild {
     fn tables(&self) -> &'static [&'static str] {
         &["process_models", "model_versions"]
     }
+
+    /// Every batch loads the rows of the models it touches by primary key.
+    fn analyze_while_rebuilding(&self) -> bool {
+        true
+    }
 }
