@@ -1,7 +1,7 @@
 //! Reads from the projections: read-your-writes, lists with filters/sort/paging, versions,
 //! and tenant isolation.
 
-use contract_tests::{both_backends, expect_problem, Backend, TestApp};
+use contract_tests::{both_backends, expect_problem, Backend, Options, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -97,6 +97,39 @@ async fn a_command_answers_after_the_read_tables_have_it(backend: Backend) {
             .json(&document),
     )
     .await;
+}
+
+/// A replica whose models projector stands by (another replica holds its lock) gets no row
+/// handed over: it reads the row back, and its answer is still what a `GET` returns.
+#[tokio::test]
+async fn a_replica_without_the_models_projector_answers_with_the_row_it_reads() {
+    let leader = TestApp::on(Backend::Postgres).await;
+    let token = leader.modeler();
+    // Answered without a timeout, so the leader's runner holds the projector's lock.
+    let created = answer_equals_the_read(
+        &leader,
+        &token,
+        leader
+            .request(Method::POST, MODELS, &token)
+            .json(&json!({"key": "replica", "name": "Replica"})),
+    )
+    .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let standby = TestApp::spawn_on(leader.database().to_owned(), Options::default()).await;
+    let standby_token = standby.modeler();
+    for n in 0..3 {
+        let answer = answer_equals_the_read(
+            &standby,
+            &standby_token,
+            standby
+                .request(Method::PATCH, &format!("{MODELS}/{id}"), &standby_token)
+                .json(&json!({"description": format!("from the standby {n}")})),
+        )
+        .await;
+        assert_eq!(answer["description"], format!("from the standby {n}"));
+        assert_eq!(answer["revision"], n + 2);
+    }
+    drop(standby);
 }
 
 async fn lists_filter_sort_and_page_within_the_tenant(backend: Backend) {
