@@ -237,7 +237,7 @@ impl Settings {
             },
             projections: ProjectionSettings {
                 batch_size: 500,
-                batch_bytes: 256 * 1024,
+                batch_bytes: projections::DEFAULT_BATCH_BYTES,
                 poll_interval_ms: 500,
                 read_your_writes_timeout_ms: 2000,
                 readiness_max_lag: 10_000,

@@ -26,5 +26,5 @@ pub use listener::{Wake, EVENTS_CHANNEL};
 pub use position::Position;
 pub use runner::{
     advisory_lock_key, Projector, ProjectorHandle, ProjectorRunner, RunnerConfig, RunnerState,
-    RunnerStatus,
+    RunnerStatus, DEFAULT_BATCH_BYTES,
 };

@@ -25,7 +25,7 @@ use crate::event::StoredEvent;
 use crate::feed::{self, Feed};
 use crate::position::Position;
 
-pub use config::RunnerConfig;
+pub use config::{RunnerConfig, DEFAULT_BATCH_BYTES};
 pub use lock::advisory_lock_key;
 use lock::AdvisoryLock;
 pub use projector::Projector;
