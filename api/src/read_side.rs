@@ -94,7 +94,14 @@ pub fn build(
     let audit = ProjectorRunner::new(
         pool.clone(),
         Arc::new(AuditProjector::live()),
-        runner_config(settings),
+        match settings.audit_poll_interval_ms {
+            0 => runner_config(settings),
+            every => RunnerConfig {
+                poll_interval: Duration::from_millis(every),
+                notifications: false,
+                ..runner_config(settings)
+            },
+        },
     );
     let relay_runner = relay.as_ref().map(|relay| {
         ProjectorRunner::new(

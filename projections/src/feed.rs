@@ -305,6 +305,15 @@ impl Feed {
         Self { pool, wakeup }
     }
 
+    /// A feed that does not listen for notifications: it wakes every `poll_interval`.
+    /// For a consumer whose readers do not need it fresh: under load it reads once per
+    /// interval instead of once per notified burst, and PostgreSQL delivers no notification
+    /// to it per append.
+    pub fn polling(pool: PgPool, poll_interval: Duration) -> Self {
+        let wakeup = Wakeup::polling(&pool, poll_interval);
+        Self { pool, wakeup }
+    }
+
     /// The pool the feed reads with.
     pub fn pool(&self) -> &PgPool {
         &self.pool

@@ -29,6 +29,8 @@ pub(crate) struct Wakeup {
     pool: PgPool,
     listener: Option<PgListener>,
     poll_interval: Duration,
+    /// `false`: never listen, wake every `poll_interval` (see [`Wakeup::polling`]).
+    notifications: bool,
     /// Whether the last attempt to listen failed, so an outage is logged once.
     failing: bool,
     /// The newest appending transaction among the notifications of the last wake; `None`
@@ -51,8 +53,18 @@ impl Wakeup {
             pool,
             listener: None,
             poll_interval,
+            notifications: true,
             failing: false,
             notified_tx: None,
+        }
+    }
+
+    /// A wakeup that never listens: it wakes every `poll_interval`. No connection, and no
+    /// notification per append for PostgreSQL to deliver to it.
+    pub(crate) fn polling(pool: &PgPool, poll_interval: Duration) -> Self {
+        Self {
+            notifications: false,
+            ..Self::new(pool, poll_interval)
         }
     }
 
@@ -60,6 +72,9 @@ impl Wakeup {
     pub(crate) async fn ensure_listening(&mut self) -> bool {
         if self.listener.is_some() {
             return true;
+        }
+        if !self.notifications {
+            return false;
         }
         let limit = self.poll_interval.max(Duration::from_secs(5));
         let connect = async {
@@ -97,6 +112,10 @@ impl Wakeup {
     pub(crate) async fn wait(&mut self) -> Wake {
         self.notified_tx = None;
         let deadline = Instant::now() + self.poll_interval;
+        if !self.notifications {
+            sleep_until(deadline).await;
+            return Wake::Timeout;
+        }
         if self.listener.is_none() {
             if self.ensure_listening().await {
                 // Anything appended before LISTEN took effect went unnoticed.

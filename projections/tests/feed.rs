@@ -482,6 +482,37 @@ async fn polls_when_nothing_is_notified() {
 }
 
 #[tokio::test]
+async fn a_polling_feed_never_listens_and_wakes_on_its_interval_alone() {
+    let db = TestDb::create().await;
+    let interval = Duration::from_millis(200);
+    let mut feed = Feed::polling(db.pool.clone(), interval);
+    assert!(!feed.listen().await, "a polling feed does not listen");
+    let started = Instant::now();
+    append(&db.pool, "a", 1).await.expect("append");
+    let wake = timeout(Duration::from_secs(10), feed.wait_for_more())
+        .await
+        .expect("returns after the poll interval");
+    assert_eq!(
+        wake,
+        Wake::Timeout,
+        "the append's notification does not wake it"
+    );
+    assert!(started.elapsed() >= interval, "woke before its interval");
+    assert_eq!(feed.notified_tx(), None);
+    let listeners: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("count listeners");
+    assert_eq!(
+        listeners, 0,
+        "no LISTEN connection, so no notification to deliver"
+    );
+}
+
+#[tokio::test]
 async fn head_lag_and_positions() {
     let db = TestDb::create().await;
     let empty = feed::head(&db.pool).await.expect("head");

@@ -284,6 +284,45 @@ async fn batches_cut_by_the_byte_budget_go_on_without_waiting_for_a_poll() {
 }
 
 #[tokio::test]
+async fn a_runner_without_notifications_applies_what_was_appended_by_its_next_poll() {
+    let db = TestDb::create().await;
+    create_projected(&db.pool).await;
+    let running = start(
+        &db.pool,
+        recorder("a"),
+        RunnerConfig {
+            notifications: false,
+            poll_interval: Duration::from_millis(150),
+            ..config()
+        },
+    );
+    let handle = running.handle.clone();
+    eventually("the runner is caught up", LIMIT, || async {
+        handle.status().checkpoint.is_some()
+    })
+    .await;
+    // Appended in bursts while it waits: each burst is applied by a poll, none is lost.
+    let mut last = 0;
+    for burst in 0..3 {
+        let positions = append_many(&db.pool, &format!("burst-{burst}"), 7).await;
+        last = positions[6];
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let last = position(&db.pool, last).await;
+    assert!(handle.wait_for(last, LIMIT).await, "applied by the polls");
+    assert_eq!(assert_effects_match_checkpoint(&db.pool).await, 21);
+    let listeners: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("count listeners");
+    assert_eq!(listeners, 0, "it never listened");
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn one_active_runner_per_name_and_the_standby_takes_over_on_shutdown() {
     let db = TestDb::create().await;
     create_projected(&db.pool).await;

@@ -19,6 +19,9 @@ pub struct RunnerConfig {
     pub batch_bytes: i64,
     /// How often the feed re-reads when no notification arrives.
     pub poll_interval: Duration,
+    /// Whether the runner wakes on the append notifications. `false`: it reads every
+    /// `poll_interval` alone (for a consumer nobody waits for; see [`crate::Feed::polling`]).
+    pub notifications: bool,
     /// How often a standby tries the lock.
     pub lock_retry_interval: Duration,
     /// How often the active runner checks that its lock connection is alive.
@@ -42,6 +45,7 @@ impl Default for RunnerConfig {
             batch_size: 100,
             batch_bytes: DEFAULT_BATCH_BYTES,
             poll_interval: feed::DEFAULT_POLL_INTERVAL,
+            notifications: true,
             lock_retry_interval: Duration::from_secs(5),
             lock_check_interval: Duration::from_secs(1),
             lock_idle_session_timeout: Some(Duration::from_secs(60)),

@@ -226,7 +226,11 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         mut lock: AdvisoryLock,
         mut shutdown: Pin<&mut S>,
     ) -> Exit {
-        let mut feed = Feed::with_poll_interval(self.pool.clone(), self.config.poll_interval);
+        let mut feed = if self.config.notifications {
+            Feed::with_poll_interval(self.pool.clone(), self.config.poll_interval)
+        } else {
+            Feed::polling(self.pool.clone(), self.config.poll_interval)
+        };
         feed.listen().await;
         let mut retry = self.config.retry_initial;
         // After a failed batch, go one event at a time up to its end, so the events
