@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{append, append_many, eventually, open_older_transaction, Rng, TestDb};
+use common::{
+    append, append_many, eventually, listening_connections, open_older_transaction, Rng, TestDb,
+};
 use projections::{feed, Feed, Position, StoredEvent, Wake};
 use sqlx::PgPool;
 use tokio::sync::{watch, Mutex};
@@ -499,13 +501,7 @@ async fn a_polling_feed_never_listens_and_wakes_on_its_interval_alone() {
     );
     assert!(started.elapsed() >= interval, "woke before its interval");
     assert_eq!(feed.notified_tx(), None);
-    let listeners: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity \
-         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .expect("count listeners");
+    let listeners = listening_connections(&db.pool).await;
     assert_eq!(
         listeners, 0,
         "no LISTEN connection, so no notification to deliver"

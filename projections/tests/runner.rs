@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{append, append_many, eventually, open_older_transaction, TestDb};
+use common::{
+    append, append_many, eventually, listening_connections, open_older_transaction, TestDb,
+};
 use projections::{
     checkpoint, feed, FeedError, Position, ProjectionError, Projector, ProjectorHandle,
     ProjectorRunner, RunnerConfig, RunnerState, StoredEvent,
@@ -311,13 +313,7 @@ async fn a_runner_without_notifications_applies_what_was_appended_by_its_next_po
     let last = position(&db.pool, last).await;
     assert!(handle.wait_for(last, LIMIT).await, "applied by the polls");
     assert_eq!(assert_effects_match_checkpoint(&db.pool).await, 21);
-    let listeners: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity \
-         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .expect("count listeners");
+    let listeners = listening_connections(&db.pool).await;
     assert_eq!(listeners, 0, "it never listened");
     running.stop().await;
 }

@@ -161,3 +161,14 @@ impl Rng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound
     }
 }
+
+/// How many connections to the test database are listening for notifications.
+pub async fn listening_connections(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("count listening connections")
+}
