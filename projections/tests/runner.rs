@@ -544,6 +544,40 @@ async fn an_event_held_back_by_a_short_open_transaction_follows_it_without_waiti
 }
 
 #[tokio::test]
+async fn a_burst_of_notifications_behind_an_open_transaction_does_not_stretch_the_recheck() {
+    let db = TestDb::create().await;
+    create_projected(&db.pool).await;
+    let slow_poll = RunnerConfig {
+        poll_interval: Duration::from_secs(30),
+        ..config()
+    };
+    let running = start(&db.pool, recorder("a"), slow_poll);
+    let handle = running.handle.clone();
+    let first = append(&db.pool, "warm", 1).await.expect("append");
+    assert!(handle.wait_for_event(first, LIMIT).await.expect("wait"));
+
+    // Each append notifies, wakes the runner and is found held back; twenty such wakes
+    // must not grow the recheck towards the 30 s poll: the gate's end notifies nobody.
+    let older = open_older_transaction(&db.pool).await;
+    let mut last = first;
+    for sequence in 1..=20 {
+        last = append(&db.pool, "held", sequence).await.expect("append");
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    older.rollback().await.expect("end the older transaction");
+
+    assert!(
+        handle
+            .wait_for_event(last, Duration::from_secs(5))
+            .await
+            .expect("wait"),
+        "the held-back events were applied soon after the gate opened"
+    );
+    assert_eq!(assert_effects_match_checkpoint(&db.pool).await, 21);
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn an_event_held_back_before_the_runner_listens_is_applied_without_waiting_for_a_poll() {
     let db = TestDb::create().await;
     create_projected(&db.pool).await;

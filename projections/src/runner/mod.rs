@@ -248,6 +248,13 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         // and its end sends no notification. Without a recheck such events would wait for
         // the next append or the poll interval; with it, for the open transaction plus a
         // back-off (1, 2, 4 … ms, up to the poll interval). Reset by progress.
+        //
+        // The back-off grows only when a recheck fires, so it follows how long the gate has
+        // been shut. Grown on every wake, a burst of notifications (each command committed
+        // behind an open projector transaction notifies, and finds its event held back)
+        // pushed it to the poll interval within milliseconds; the transaction then ended
+        // unannounced and the held-back events, whose writers all waited for them
+        // (read-your-writes), sat out a whole poll interval.
         let mut recheck = RECHECK_FIRST;
         // The next batch when the last step read it ahead; used only by the step that
         // starts where it was read and with the same limit.
@@ -291,7 +298,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                     held_back,
                     ahead: next_batch,
                 }) => {
-                    tracing::debug!(projector = %self.name, checkpoint = %to, count, "applied");
+                    tracing::debug!(projector = %self.name, checkpoint = %to, count, held_back, full, "applied");
                     retry = self.config.retry_initial;
                     if careful_until.is_some_and(|until| to >= until) {
                         careful_until = None;
@@ -304,14 +311,15 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                         Next::ReadOn
                     } else {
                         // The read saw everything committed then; anything later notifies.
-                        self.wait_after_read(held_back, &mut recheck)
+                        Self::wait_after_read(held_back, &mut recheck)
                     }
                 }
                 Ok(Step::CaughtUp { held_back }) => {
+                    tracing::trace!(projector = %self.name, checkpoint = %from, held_back, "caught up");
                     retry = self.config.retry_initial;
                     careful_until = None;
                     self.succeeded(from);
-                    self.wait_after_read(held_back, &mut recheck)
+                    Self::wait_after_read(held_back, &mut recheck)
                 }
                 Ok(Step::Moved(stored)) => {
                     // The stored checkpoint is not where this runner thought (a new
@@ -352,20 +360,24 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                         lock.release().await;
                         return Exit::Shutdown;
                     }
-                    _ = feed.wait_for_news(at.unwrap_or(Position::START)) => {}
-                    () = recheck_due => {}
+                    wake = feed.wait_for_news(at.unwrap_or(Position::START)) => {
+                        tracing::trace!(projector = %self.name, ?wake, notified_tx = ?feed.notified_tx(), "woken");
+                    }
+                    () = recheck_due => {
+                        tracing::trace!(projector = %self.name, ?pause, "recheck");
+                        recheck = (recheck * 2).min(self.config.poll_interval);
+                    }
                 }
             }
         }
     }
 
     /// How to wait after a read that left the runner caught up: for notifications alone,
-    /// or, while committed events are held back, also for the next recheck (backing off).
-    fn wait_after_read(&self, held_back: bool, recheck: &mut std::time::Duration) -> Next {
+    /// or, while committed events are held back, also for the next recheck (the back-off
+    /// grows when a recheck fires, see `recheck` in `lead`).
+    fn wait_after_read(held_back: bool, recheck: &mut std::time::Duration) -> Next {
         if held_back {
-            let pause = *recheck;
-            *recheck = (pause * 2).min(self.config.poll_interval);
-            Next::Wait(Some(pause))
+            Next::Wait(Some(*recheck))
         } else {
             *recheck = RECHECK_FIRST;
             Next::Wait(None)
