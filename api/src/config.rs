@@ -159,9 +159,8 @@ pub struct ProjectionSettings {
     /// reads the feed this often, so an audit entry appears up to this late. Nobody waits
     /// for it (commands wait for the model projection only), and under load this saves
     /// PostgreSQL a notification delivery and most of a projector batch per command
-    /// (docs/performance.md, "Audit projector on a timer"). Off by default (0: it wakes on
-    /// notifications like the model projector) until the model projector's occasional
-    /// missed wake seen with it on is explained (same section).
+    /// (docs/performance.md, "Audit projector on a timer"). 0 makes it wake on
+    /// notifications like the model projector.
     pub audit_poll_interval_ms: u64,
     /// How long a command waits for the read tables to include its events before it
     /// answers anyway (saying so in `X-Read-Your-Writes: timeout`).
@@ -247,7 +246,7 @@ impl Settings {
                 batch_size: 500,
                 batch_bytes: projections::DEFAULT_BATCH_BYTES,
                 poll_interval_ms: 500,
-                audit_poll_interval_ms: 0,
+                audit_poll_interval_ms: 100,
                 read_your_writes_timeout_ms: 2000,
                 readiness_max_lag: 10_000,
             },

@@ -300,6 +300,30 @@ impl TestApp {
         response.json().await.expect("json")
     }
 
+    /// The audit log page for `query`, once it holds `expected_total` rows: the audit
+    /// projector runs beside the command path (read-your-writes waits for the models
+    /// projector only), so its rows can trail a command's response.
+    pub async fn audit_page(&self, token: &str, query: &str, expected_total: i64) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let response = self
+                .request(Method::GET, &format!("/api/v1/audit-logs{query}"), token)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(response.status(), 200, "{query}");
+            let page: Value = response.json().await.expect("json");
+            if page["total"] == expected_total {
+                return page;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "audit log did not reach {expected_total} rows for {query}: {page}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The app's PostgreSQL database name.
     pub fn database(&self) -> &str {
         match &self.store {

@@ -1,35 +1,11 @@
 //! The audit log over HTTP: every accepted and every refused command, with who, what,
 //! where and why; filters; tenant isolation; admin only.
 
-use std::time::{Duration, Instant};
-
 use contract_tests::{both_backends, expect_problem, Backend, TestApp, ADMIN, MODELER};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 both_backends!(the_audit_log_is_for_admins_and_validates_its_filters);
-
-async fn audit_page(app: &TestApp, token: &str, query: &str, expected_total: i64) -> Value {
-    // The audit projector runs beside the command path: poll until it has caught up.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let response = app
-            .request(Method::GET, &format!("/api/v1/audit-logs{query}"), token)
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(response.status(), 200, "{query}");
-        let page: Value = response.json().await.expect("json");
-        if page["total"] == expected_total {
-            return page;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "audit log did not reach {expected_total} rows for {query}: {page}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test]
 async fn accepted_and_refused_commands_are_audited() {
@@ -67,7 +43,7 @@ async fn accepted_and_refused_commands_are_audited() {
     .await
     .expect("patch");
 
-    let page = audit_page(&app, &token, "", 3).await;
+    let page = app.audit_page(&token, "", 3).await;
     let rows = page["data"].as_array().expect("data");
     // Newest first.
     let actions: Vec<(&str, &str)> = rows
@@ -97,15 +73,18 @@ async fn accepted_and_refused_commands_are_audited() {
     assert_eq!(rows[1]["details"]["reasonCode"], "invalid-model");
     assert_eq!(rows[0]["prevHash"], rows[1]["hash"], "rows are chained");
 
-    let failures = audit_page(&app, &token, "?result=FAILURE", 1).await;
+    let failures = app.audit_page(&token, "?result=FAILURE", 1).await;
     assert_eq!(failures["data"][0]["action"], "PublishModel");
-    audit_page(&app, &token, "?action=CreateModel&userId=alice", 1).await;
-    audit_page(&app, &token, &format!("?resourceId={id}&size=1"), 3).await;
-    audit_page(&app, &token, "?from=2999-01-01T00:00:00Z", 0).await;
+    app.audit_page(&token, "?action=CreateModel&userId=alice", 1)
+        .await;
+    app.audit_page(&token, &format!("?resourceId={id}&size=1"), 3)
+        .await;
+    app.audit_page(&token, "?from=2999-01-01T00:00:00Z", 0)
+        .await;
 
     // Another tenant's admin sees none of it.
     let other = app.token("bob", "globex", &[MODELER, ADMIN]);
-    audit_page(&app, &other, "", 0).await;
+    app.audit_page(&other, "", 0).await;
 
     let report = projections::audit::verify(app.pool(), None)
         .await
