@@ -89,6 +89,7 @@ pub struct Settings {
     pub profile: Profile,
     pub server: ServerSettings,
     pub database: DatabaseSettings,
+    pub commands: CommandSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
     pub projections: ProjectionSettings,
@@ -128,6 +129,15 @@ pub struct DatabaseSettings {
     pub connect_wait_secs: u64,
     pub create_if_missing: bool,
     pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandSettings {
+    /// The state of recently written models is kept up to this many bytes (estimated
+    /// memory), so a command on one of them skips loading it from the event store; the
+    /// append still checks it against the store. 0 turns it off.
+    pub state_cache_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -229,6 +239,9 @@ impl Settings {
                 connect_wait_secs: 30,
                 create_if_missing: false,
                 migrate_on_start: false,
+            },
+            commands: CommandSettings {
+                state_cache_bytes: commands::service::DEFAULT_STATE_CACHE_BYTES,
             },
             auth: AuthSettings {
                 jwt_secret: None,

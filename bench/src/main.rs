@@ -933,6 +933,24 @@ impl Bench<'_> {
         wait
     }
 
+    /// The server's `command_state_cache_total` counters (`None` when it has none, e.g. an
+    /// older build).
+    async fn state_cache(&self) -> Option<report::StateCacheUse> {
+        let url = format!("{}/actuator/prometheus", self.server.base());
+        let text = self.client.get(&url).send().await.ok()?.text().await.ok()?;
+        let count = |result: &str| {
+            let prefix = format!("command_state_cache_total{{result=\"{result}\"}} ");
+            text.lines()
+                .find_map(|line| line.strip_prefix(prefix.as_str()))
+                .and_then(|value| value.trim().parse::<u64>().ok())
+        };
+        Some(report::StateCacheUse {
+            hit: count("hit")?,
+            miss: count("miss")?,
+            stale: count("stale")?,
+        })
+    }
+
     /// Stops the server and starts a new one on the same (now seeded) database.
     async fn restart(&mut self, env: &[(String, String)]) -> anyhow::Result<()> {
         self.server.stop();
@@ -1017,6 +1035,7 @@ impl Bench<'_> {
         }
         let load_average = report::load_average();
         let db_before = db::counters(pool).await?;
+        let cache_before = self.state_cache().await;
         let cpu_before = report::cpu_snapshot(self.server.pid);
         self.sampled_peak.store(0, Ordering::Relaxed);
         self.server.reset_peak();
@@ -1031,6 +1050,7 @@ impl Bench<'_> {
         )
         .await;
         let cpu = report::cpu_snapshot(self.server.pid).split_since(&cpu_before);
+        let cache_after = self.state_cache().await;
         // Let the backends flush their statistics: a busy backend may postpone it, and an idle
         // one flushes after 10 s (PGSTAT_IDLE_INTERVAL).
         tokio::time::sleep(STATS_FLUSH).await;
@@ -1050,6 +1070,10 @@ impl Bench<'_> {
             db_after.per_request_since(&db_before, scenario.total.requests);
         scenario.server_peak_rss_mib = peak_kib as f64 / 1024.0;
         scenario.load_average_before = load_average;
+        scenario.state_cache = cache_before
+            .zip(cache_after)
+            .map(|(before, after)| after.since(&before))
+            .filter(|used| used.hit + used.miss + used.stale > 0);
         eprintln!("{}", scenario.one_line());
         self.report.memory.phases.push(report::Phase {
             phase: name.to_owned(),

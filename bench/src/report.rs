@@ -120,6 +120,27 @@ pub struct ScenarioReport {
     pub database_per_request: crate::db::DbPerRequest,
     pub server_peak_rss_mib: f64,
     pub load_average_before: String,
+    /// How the scenario's commands found their model's state (server counters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_cache: Option<StateCacheUse>,
+}
+
+/// Commands by how they found the model's state: the server's `command_state_cache_total`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StateCacheUse {
+    pub hit: u64,
+    pub miss: u64,
+    pub stale: u64,
+}
+
+impl StateCacheUse {
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            hit: self.hit.saturating_sub(before.hit),
+            miss: self.miss.saturating_sub(before.miss),
+            stale: self.stale.saturating_sub(before.stale),
+        }
+    }
 }
 
 impl ScenarioReport {
@@ -151,6 +172,7 @@ impl ScenarioReport {
             database_per_request: Default::default(),
             server_peak_rss_mib: 0.0,
             load_average_before: String::new(),
+            state_cache: None,
         }
     }
 
@@ -169,7 +191,15 @@ impl ScenarioReport {
             } else {
                 String::new()
             }
-        )
+        ) + &self
+            .state_cache
+            .map(|c| {
+                format!(
+                    "  state cache hit/miss/stale {}/{}/{}",
+                    c.hit, c.miss, c.stale
+                )
+            })
+            .unwrap_or_default()
     }
 }
 

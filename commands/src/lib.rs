@@ -3,6 +3,7 @@
 //! metadata on every event, bounded retries on optimistic-lock conflicts, and a
 //! `CommandRejection` record for every refused command.
 
+mod cache;
 pub mod db;
 pub mod error;
 pub mod history;
@@ -14,6 +15,7 @@ pub mod sqlite;
 pub mod store;
 pub mod upcast;
 
+pub use cache::StateCacheCounts;
 pub use error::CommandError;
 pub use history::{HistoryEvent, StorePosition};
 pub use metadata::CommandMetadata;

@@ -12,11 +12,20 @@ use crate::store::{commit_head, split_stream, AppendError, EventLog, Snapshot};
 /// `COMMIT`, and the statement-level `NOTIFY` trigger fires once. `global_position`,
 /// `tx_id` and `recorded_at` take their defaults (migrations/0001). sqlx has no `xid8`
 /// type: the transaction id travels as text.
+///
+/// A commit must continue the stream: its first sequence is 1 or follows a stored event
+/// (an index probe), else it writes nothing. The unique key stops a writer whose state is
+/// behind the store; this stops one whose state is ahead of it (a cached state after the
+/// database was restored from a backup under a running server).
 const APPEND: &str = "INSERT INTO events
         (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
      SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload, e.metadata
        FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
             WITH ORDINALITY AS e(sequence, event_type, event_version, payload, metadata, n)
+      WHERE $3[1] = 1
+         OR EXISTS (SELECT FROM events p
+                     WHERE p.aggregate_type = $1 AND p.aggregate_id = $2
+                       AND p.sequence = $3[1] - 1)
       ORDER BY e.n
      RETURNING tx_id::text, global_position";
 
@@ -62,6 +71,10 @@ impl EventLog for PgEventLog {
             .fetch_all(&self.pool)
             .await
             .map_err(AppendError::from_sqlx)?;
+        if rows.is_empty() {
+            // The stream does not reach the commit's first sequence.
+            return Err(AppendError::Conflict);
+        }
         // One statement, one transaction: every row has the same `tx_id`.
         rows.into_iter()
             .max_by_key(|(_, global_position)| *global_position)

@@ -1,6 +1,7 @@
 //! Executing commands: load the stream, decide, append with metadata; retry on conflicts.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,6 +14,7 @@ use domain::{
 use rand::Rng;
 use sqlx::{PgPool, SqlitePool};
 
+use crate::cache::{CachedModel, StateCache, StateCacheCounts};
 use crate::error::CommandError;
 use crate::history::{HistoryEvent, StorePosition};
 use crate::metadata::CommandMetadata;
@@ -23,6 +25,10 @@ use crate::store::{AppendError, EventLog};
 
 /// How many times a command is tried when other writers keep winning the race.
 const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+
+/// The default memory budget of the state cache: about 4 000 models of an empty canvas,
+/// a few hundred large ones.
+pub const DEFAULT_STATE_CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// The result of an accepted command.
 #[derive(Debug)]
@@ -70,6 +76,8 @@ pub trait Commands: Send + Sync + 'static {
 pub struct CommandService {
     log: Box<dyn EventLog>,
     max_attempts: u32,
+    cache: StateCache,
+    cache_counts: StateCacheCounts,
 }
 
 impl CommandService {
@@ -87,12 +95,30 @@ impl CommandService {
         Self {
             log: Box::new(log),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            cache: StateCache::new(DEFAULT_STATE_CACHE_BYTES),
+            cache_counts: StateCacheCounts::default(),
         }
+    }
+
+    /// How this service's commands used the state cache so far.
+    pub fn state_cache_counts(&self) -> StateCacheCounts {
+        self.cache_counts.clone()
+    }
+
+    /// Keeps the state of recently written models up to `bytes` (estimated memory), so a
+    /// command on one of them skips the load; 0 turns it off. See [`crate::cache`].
+    pub fn with_state_cache(mut self, bytes: usize) -> Self {
+        self.cache = StateCache::new(bytes);
+        self
     }
 
     /// Runs a command on one model. An optimistic-lock conflict (another writer appended
     /// first) re-runs the command on the new state: with an expected revision that yields
     /// `StaleRevision`, for a create `KeyTaken`, otherwise the command applies on top.
+    ///
+    /// The first try starts from the model's cached state when there is one (see
+    /// [`crate::cache`]); only its successful append stands, anything else it leads to is
+    /// decided again on a fresh load, without counting as an attempt.
     #[tracing::instrument(skip(self, command, metadata), fields(model_id = %id, command = command.action.name()))]
     pub async fn execute(
         &self,
@@ -102,27 +128,48 @@ impl CommandService {
     ) -> Result<Committed, CommandError> {
         let stream = id.to_string();
         let metadata = metadata.to_map(command.action.name());
-        for attempt in 1..=self.max_attempts {
+        let mut cached = self.cache.get(&stream);
+        if cached.is_none() {
+            self.cache_counts.miss();
+        }
+        let mut attempt = 1;
+        while attempt <= self.max_attempts {
+            let from_cache = cached.is_some();
             let snapshot::Loaded {
                 mut context,
                 snapshot_sequence,
-            } = self.load_context(&stream).await.map_err(|e| {
-                CommandError::from_aggregate(e)
-                    .unwrap_or(CommandError::Contention { attempts: attempt })
-            })?;
+            } = match cached.take() {
+                Some(cached) => cached.into_loaded(&stream),
+                None => self.load_context(&stream).await.map_err(|e| {
+                    CommandError::from_aggregate(e)
+                        .unwrap_or(CommandError::Contention { attempts: attempt })
+                })?,
+            };
             let sink = cqrs_es::event_sink::EventSink::default();
-            context
-                .aggregate
-                .handle(command.clone(), &(), &sink)
-                .await?;
+            let handled = context.aggregate.handle(command.clone(), &(), &sink).await;
+            let events = match handled {
+                Ok(()) => wrap::<ProcessModel>(
+                    &stream,
+                    context.current_sequence,
+                    sink.collect().await,
+                    &metadata,
+                ),
+                Err(_) if from_cache => {
+                    // A refusal on a state that may be stale: decide it on the store's.
+                    self.cache.forget(&stream);
+                    self.cache_counts.stale_state();
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
+            if from_cache && events.is_empty() {
+                // "Nothing to change" on a possibly stale state is not an answer either.
+                self.cache.forget(&stream);
+                self.cache_counts.stale_state();
+                continue;
+            }
             // `model` is the state after the events: the sink applied them.
-            let model = context.aggregate.clone();
-            let events = wrap::<ProcessModel>(
-                &stream,
-                context.current_sequence,
-                sink.collect().await,
-                &metadata,
-            );
+            let model = context.aggregate;
             if events.is_empty() {
                 return Ok(Committed {
                     model,
@@ -132,10 +179,25 @@ impl CommandService {
             }
             match self.log.append(&serialize(&events)?).await {
                 Ok(position) => {
-                    let sequence = events.last().map_or(0, |e| e.sequence);
-                    if snapshot::due(sequence, snapshot_sequence) {
-                        snapshot::save(self.log.as_ref(), &stream, sequence, &model).await;
+                    if from_cache {
+                        self.cache_counts.hit();
                     }
+                    let sequence = events.last().map_or(0, |e| e.sequence);
+                    let snapshot_sequence = if snapshot::due(sequence, snapshot_sequence)
+                        && snapshot::save(self.log.as_ref(), &stream, sequence, &model).await
+                    {
+                        sequence
+                    } else {
+                        snapshot_sequence
+                    };
+                    self.cache.put(
+                        &stream,
+                        CachedModel {
+                            model: Arc::new(model.clone()),
+                            sequence,
+                            snapshot_sequence,
+                        },
+                    );
                     return Ok(Committed {
                         model,
                         events,
@@ -143,10 +205,20 @@ impl CommandService {
                     });
                 }
                 Err(AppendError::Conflict) => {
-                    tracing::debug!(attempt, "conflict on append; retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
+                    self.cache.forget(&stream);
+                    if from_cache {
+                        self.cache_counts.stale_state();
+                    } else {
+                        tracing::debug!(attempt, "conflict on append; retrying");
+                        tokio::time::sleep(backoff(attempt)).await;
+                        attempt += 1;
+                    }
                 }
-                Err(AppendError::Store(error)) => return Err(error.into()),
+                Err(AppendError::Store(error)) => {
+                    // Whether it was written is unknown: the next command loads.
+                    self.cache.forget(&stream);
+                    return Err(error.into());
+                }
             }
         }
         Err(CommandError::Contention {

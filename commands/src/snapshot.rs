@@ -26,6 +26,21 @@ pub(crate) struct Loaded {
     pub(crate) snapshot_sequence: usize,
 }
 
+impl crate::cache::CachedModel {
+    /// The context to decide and commit on, as a load would have given it.
+    pub(crate) fn into_loaded(self, stream: &str) -> Loaded {
+        Loaded {
+            context: EventStoreAggregateContext {
+                aggregate_id: stream.to_owned(),
+                aggregate: std::sync::Arc::unwrap_or_clone(self.model),
+                current_sequence: self.sequence,
+                current_snapshot: None,
+            },
+            snapshot_sequence: self.snapshot_sequence,
+        }
+    }
+}
+
 /// `stream`'s state, in one round trip: from its snapshot and the events after it when it
 /// has a usable one, else from all its events. A snapshot that no longer decodes is ignored
 /// (the stream is read again, whole).
@@ -87,9 +102,14 @@ pub(crate) fn due(sequence: usize, snapshot_sequence: usize) -> bool {
     sequence >= snapshot_sequence + EVERY
 }
 
-/// Stores `model` as the state at `sequence`. A failure costs only speed: it is logged and
-/// the next load replays further.
-pub(crate) async fn save(log: &dyn EventLog, stream: &str, sequence: usize, model: &ProcessModel) {
+/// Stores `model` as the state at `sequence`; whether it was stored. A failure costs only
+/// speed: it is logged and the next load replays further.
+pub(crate) async fn save(
+    log: &dyn EventLog,
+    stream: &str,
+    sequence: usize,
+    model: &ProcessModel,
+) -> bool {
     let result = async {
         let snapshot = Snapshot {
             sequence: i64::try_from(sequence).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
@@ -100,9 +120,10 @@ pub(crate) async fn save(log: &dyn EventLog, stream: &str, sequence: usize, mode
             .await
     }
     .await;
-    if let Err(error) = result {
+    if let Err(error) = &result {
         tracing::warn!(stream, sequence, %error, "could not store a snapshot");
     }
+    result.is_ok()
 }
 
 #[cfg(test)]

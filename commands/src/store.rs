@@ -24,8 +24,8 @@ pub struct Snapshot {
 /// Why an append wrote nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
-    /// Another writer appended to the stream first (a sequence is taken): nothing of this
-    /// commit was written.
+    /// Another writer appended to the stream first (a sequence is taken), or the stream
+    /// does not reach the commit's first sequence: nothing of this commit was written.
     #[error("another writer appended to the stream first")]
     Conflict,
     #[error(transparent)]
@@ -47,7 +47,9 @@ impl AppendError {
 pub trait EventLog: Send + Sync + 'static {
     /// Appends one commit (events of one stream, consecutive sequences) atomically and
     /// returns where its last event sits in the feed. A taken sequence is
-    /// [`AppendError::Conflict`] and writes nothing.
+    /// [`AppendError::Conflict`] and writes nothing; so is, on PostgreSQL, a first sequence
+    /// that does not follow a stored event (the embedded file is one process's alone, so a
+    /// state ahead of it cannot arise there).
     async fn append(&self, events: &[SerializedEvent]) -> Result<StorePosition, AppendError>;
 
     /// The events of one stream in sequence order, with positions and times.

@@ -1,11 +1,18 @@
 //! The PostgreSQL event log: one statement per commit that answers with its position,
-//! conflicts that write nothing, and the command service's retries on top of it.
+//! conflicts that write nothing, and the command service's retries and state cache on top
+//! of it.
 
 use std::str::FromStr;
 
 use commands::postgres::PgEventLog;
 use commands::store::{AppendError, EventLog};
+use commands::{CommandError, CommandMetadata, CommandService};
 use cqrs_es::persist::SerializedEvent;
+use domain::process_model::{ChangeMetadata, CreateModel};
+use domain::{
+    ModelAction, ModelId, ModelKey, ModelName, ProcessModel, ProcessModelCommand,
+    ProcessModelError, TenantId,
+};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -177,4 +184,144 @@ async fn concurrent_appends_of_one_sequence_store_exactly_one() {
     }
     assert_eq!(stored, 1);
     assert_eq!(rows(&db).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_commit_that_does_not_continue_its_stream_is_a_conflict_and_writes_nothing() {
+    let db = TestDb::create().await;
+    let log = PgEventLog::new(db.pool.clone());
+    let gap = log
+        .append(&[event("a", 2)])
+        .await
+        .expect_err("the stream has no event 1");
+    assert!(matches!(gap, AppendError::Conflict), "{gap:?}");
+    log.append(&[event("a", 1)]).await.expect("first");
+    let gap = log
+        .append(&[event("a", 3), event("a", 4)])
+        .await
+        .expect_err("the stream has no event 2");
+    assert!(matches!(gap, AppendError::Conflict), "{gap:?}");
+    log.append(&[event("a", 2), event("a", 3)])
+        .await
+        .expect("a commit that continues the stream");
+    let sequences: Vec<i64> = rows(&db).await.into_iter().map(|row| row.1).collect();
+    assert_eq!(sequences, [1, 2, 3]);
+}
+
+fn metadata() -> CommandMetadata {
+    CommandMetadata {
+        user_id: "alice".into(),
+        tenant_id: "acme".into(),
+        client_ip: None,
+        user_agent: None,
+        correlation_id: "req".into(),
+        time: chrono::Utc::now(),
+    }
+}
+
+fn rename(tenant: &TenantId, name: &str, expected_revision: Option<u64>) -> ProcessModelCommand {
+    ProcessModelCommand {
+        tenant_id: tenant.clone(),
+        expected_revision,
+        action: ModelAction::ChangeMetadata(ChangeMetadata {
+            name: Some(ModelName::parse(name).expect("name")),
+            ..ChangeMetadata::default()
+        }),
+    }
+}
+
+/// Two replicas on one database: each keeps the state of the models it wrote, so each
+/// one's state goes stale when the other writes. Every answer must be the one the store's
+/// state gives.
+#[tokio::test]
+async fn replicas_with_stale_cached_states_decide_on_the_stores_state() {
+    let db = TestDb::create().await;
+    let a = CommandService::postgres(db.pool.clone());
+    let b = CommandService::postgres(db.pool.clone());
+    let tenant = TenantId::new("acme");
+    let key = ModelKey::parse("shared").expect("key");
+    let id = ModelId::for_key(&tenant, &key);
+    let create = ProcessModelCommand {
+        tenant_id: tenant.clone(),
+        expected_revision: None,
+        action: ModelAction::Create(CreateModel {
+            key,
+            name: ModelName::parse("N").expect("name"),
+            category: None,
+            description: None,
+            model_json: None,
+        }),
+    };
+    a.execute(id, create, &metadata())
+        .await
+        .expect("create on a");
+    let name = |model: &ProcessModel| model.state().expect("exists").name.as_str().to_owned();
+
+    // b moves the model to revision 2; a still holds revision 1.
+    b.execute(id, rename(&tenant, "M", None), &metadata())
+        .await
+        .expect("rename on b");
+    // An If-Match of the store's revision is right, whatever a's state says.
+    let committed = a
+        .execute(id, rename(&tenant, "O", Some(2)), &metadata())
+        .await
+        .expect("a's stale state must not refuse the current revision");
+    assert_eq!(committed.model.revision(), 3);
+    // And a stale one is refused, by the store's state.
+    let stale = a
+        .execute(id, rename(&tenant, "P", Some(2)), &metadata())
+        .await
+        .expect_err("revision 2 is stale");
+    assert!(
+        matches!(
+            stale,
+            CommandError::Rejected(ProcessModelError::StaleRevision {
+                expected: 2,
+                actual: 3
+            })
+        ),
+        "{stale:?}"
+    );
+
+    // b's state (revision 2, "M") is stale now. Renaming to "M" is a change on the store's
+    // state, not the no-op b's state suggests.
+    let committed = b
+        .execute(id, rename(&tenant, "M", None), &metadata())
+        .await
+        .expect("rename on b");
+    assert_eq!(committed.model.revision(), 4);
+    assert_eq!(committed.events.len(), 1);
+    assert_eq!(name(&committed.model), "M");
+    // a's state (revision 3, "O") is stale: "M" is now a no-op, answered with revision 4.
+    let committed = a
+        .execute(id, rename(&tenant, "M", None), &metadata())
+        .await
+        .expect("rename on a");
+    assert!(committed.events.is_empty(), "{:?}", committed.events);
+    assert_eq!(committed.model.revision(), 4);
+    // A command on a stale state that the store would accept is appended on top.
+    let committed = a
+        .execute(id, rename(&tenant, "Q", None), &metadata())
+        .await
+        .expect("rename on a");
+    assert_eq!(committed.model.revision(), 5);
+
+    let stored = a.load(id).await.expect("load");
+    assert_eq!(stored, committed.model, "the answer is the store's state");
+    // Nobody else wrote since: a's next command starts from the state it keeps.
+    let counts = a.state_cache_counts();
+    let (hits, stale) = (counts.hits(), counts.stale());
+    let committed = a
+        .execute(id, rename(&tenant, "R", None), &metadata())
+        .await
+        .expect("rename on a");
+    assert_eq!(committed.model.revision(), 6);
+    assert_eq!((counts.hits(), counts.stale()), (hits + 1, stale));
+    assert!(stale >= 2, "a's stale states were noticed: {stale}");
+    let sequences: Vec<i64> = rows(&db).await.into_iter().map(|row| row.1).collect();
+    assert_eq!(
+        sequences,
+        [1, 2, 3, 4, 5, 6],
+        "one stream, no gap, no repeat"
+    );
 }

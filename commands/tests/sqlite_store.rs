@@ -237,7 +237,10 @@ async fn long_streams_load_from_a_snapshot_to_the_same_state_as_a_replay() {
     assert_eq!(through_snapshot, replayed);
     assert_eq!(replayed.revision(), 250);
 
-    // A snapshot of another schema, or one that no longer decodes, is ignored and replaced.
+    // A snapshot of another schema, or one that no longer decodes, is ignored and replaced
+    // by a server that loads the model from the store (a restarted one: the running one
+    // answers from the state it keeps of the models it wrote).
+    let service = CommandService::sqlite(scratch.store.pool().clone());
     sqlx::query(
         "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, sequence, schema, payload)
          VALUES ('ProcessModel', ?, 240, 'ProcessModel/0', '{\"garbage\": true}')",

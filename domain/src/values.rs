@@ -196,10 +196,7 @@ impl EditorJson {
         if !value.is_object() {
             return Err(ValueError::NotAnObject { field: FIELD });
         }
-        let mut counter = ByteCounter(0);
-        // Writing into a counter cannot fail, and a Value always serialises.
-        let _ = serde_json::to_writer(&mut counter, &value);
-        if counter.0 > Self::MAX_BYTES {
+        if json_size(&value) > Self::MAX_BYTES {
             return Err(ValueError::TooLarge {
                 field: FIELD,
                 max: Self::MAX_BYTES,
@@ -254,6 +251,15 @@ fn holds_nul(value: &serde_json::Value) -> bool {
         }
     }
     false
+}
+
+/// How many bytes `value` takes as JSON, counted without building the text.
+pub fn json_size<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    let mut counter = ByteCounter(0);
+    // Writing into a counter cannot fail; a value that does not serialise counts what it
+    // wrote before failing (domain values always serialise).
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }
 
 struct ByteCounter(usize);

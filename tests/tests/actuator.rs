@@ -63,6 +63,14 @@ async fn prometheus_exposes_request_histogram_by_route_template(backend: Backend
         .as_str()
         .expect("id")
         .to_owned();
+    // The edit starts from the state the create left in the write side's cache.
+    let edited = app
+        .request(Method::PATCH, &format!("/api/v1/process-models/{id}"), &token)
+        .json(&serde_json::json!({"name": "Metered"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(edited.status(), 200);
     let response = app
         .request(Method::GET, &format!("/api/v1/process-models/{id}"), &token)
         .send()
@@ -82,13 +90,16 @@ async fn prometheus_exposes_request_histogram_by_route_template(backend: Backend
         "http_server_requests_seconds_bucket",
         "uri=\"/api/v1/process-models/{id}\"",
         "outcome=\"SUCCESS\"",
-        "eventstore_appends_total 1",
+        "eventstore_appends_total 2",
+        "command_state_cache_total{result=\"miss\"} 1",
+        "command_state_cache_total{result=\"hit\"} 1",
+        "command_state_cache_total{result=\"stale\"} 0",
         "process_resident_memory_bytes",
         "db_pool_connections_idle",
         "projection_lag_events{projection=\"process_models\"}",
         "projection_lag_events{projection=\"audit_logs\"}",
-        // The create waited for the read tables once (the test profile's timeout is > 0).
-        "read_your_writes_wait_seconds_count 1",
+        // Both commands waited for the read tables (the test profile's timeout is > 0).
+        "read_your_writes_wait_seconds_count 2",
         "read_your_writes_timeouts_total 0",
     ] {
         assert!(text.contains(expected), "missing {expected} in:\n{text}");

@@ -73,8 +73,11 @@ pub async fn start(settings: &Settings, url: &str) -> anyhow::Result<Started> {
         metrics.register_event_counts(relay.relay.status_handle().event_counts());
     }
     let (read, runners) = read_side::build(&pool, &settings.projections, relay);
+    let commands = CommandService::postgres(pool.clone())
+        .with_state_cache(settings.commands.state_cache_bytes);
+    metrics.register_state_cache(commands.state_cache_counts());
     Ok(Started {
-        commands: Arc::new(CommandService::postgres(pool.clone())),
+        commands: Arc::new(commands),
         store: Arc::new(PostgresStore::new(pool, read)),
         runners,
         metrics,

@@ -74,9 +74,12 @@ pub async fn start(settings: &Settings, path: &Path) -> anyhow::Result<Started> 
     let mut runners = Runners::default();
     let runner = projections.clone();
     runners.push(move |stop| async move { runner.run(stop).await });
+    let commands =
+        CommandService::sqlite(pool.clone()).with_state_cache(settings.commands.state_cache_bytes);
+    metrics.register_state_cache(commands.state_cache_counts());
     Ok(Started {
         commands: Arc::new(WakingCommands {
-            inner: CommandService::sqlite(pool.clone()),
+            inner: commands,
             projections: projections.clone(),
         }),
         store: Arc::new(SqliteStore {

@@ -1,6 +1,7 @@
 //! Prometheus metrics (prometheus-client), served at `/actuator/prometheus` under the names
 //! the Grafana dashboard in `deploy/grafana/` queries.
 
+mod commands;
 mod events;
 mod http;
 mod process;
@@ -123,6 +124,13 @@ impl Metrics {
     pub fn register_event_counts(&self, counts: projections::event_counts::EventCounts) {
         self.with_registry(|registry| {
             registry.register_collector(Box::new(events::EventsCollector::new(counts)));
+        });
+    }
+
+    /// Exports `command_state_cache_total{result}` from the write side's counts.
+    pub fn register_state_cache(&self, counts: ::commands::StateCacheCounts) {
+        self.with_registry(|registry| {
+            registry.register_collector(Box::new(commands::StateCacheCollector::new(counts)));
         });
     }
 
