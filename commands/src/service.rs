@@ -26,7 +26,7 @@ use crate::store::{AppendError, EventLog};
 /// How many times a command is tried when other writers keep winning the race.
 const DEFAULT_MAX_ATTEMPTS: u32 = 10;
 
-/// The default memory budget of the state cache: about 4 000 models of an empty canvas,
+/// The default memory budget of the state cache: about 3 000 models of an empty canvas,
 /// a few hundred large ones.
 pub const DEFAULT_STATE_CACHE_BYTES: usize = 8 * 1024 * 1024;
 
