@@ -2,17 +2,16 @@
 //! conflicts that write nothing, and the command service's retries and state cache on top
 //! of it.
 
+mod common;
+
 use std::str::FromStr;
 
 use commands::postgres::PgEventLog;
 use commands::store::{AppendError, EventLog};
-use commands::{CommandError, CommandMetadata, CommandService};
+use commands::{CommandError, CommandService};
+use common::{create, metadata, rename};
 use cqrs_es::persist::SerializedEvent;
-use domain::process_model::{ChangeMetadata, CreateModel};
-use domain::{
-    ModelAction, ModelId, ModelKey, ModelName, ProcessModel, ProcessModelCommand,
-    ProcessModelError, TenantId,
-};
+use domain::{ProcessModel, ProcessModelError, TenantId};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -208,28 +207,6 @@ async fn a_commit_that_does_not_continue_its_stream_is_a_conflict_and_writes_not
     assert_eq!(sequences, [1, 2, 3]);
 }
 
-fn metadata() -> CommandMetadata {
-    CommandMetadata {
-        user_id: "alice".into(),
-        tenant_id: "acme".into(),
-        client_ip: None,
-        user_agent: None,
-        correlation_id: "req".into(),
-        time: chrono::Utc::now(),
-    }
-}
-
-fn rename(tenant: &TenantId, name: &str, expected_revision: Option<u64>) -> ProcessModelCommand {
-    ProcessModelCommand {
-        tenant_id: tenant.clone(),
-        expected_revision,
-        action: ModelAction::ChangeMetadata(ChangeMetadata {
-            name: Some(ModelName::parse(name).expect("name")),
-            ..ChangeMetadata::default()
-        }),
-    }
-}
-
 /// Two replicas on one database: each keeps the state of the models it wrote, so each
 /// one's state goes stale when the other writes. Every answer must be the one the store's
 /// state gives.
@@ -239,19 +216,7 @@ async fn replicas_with_stale_cached_states_decide_on_the_stores_state() {
     let a = CommandService::postgres(db.pool.clone());
     let b = CommandService::postgres(db.pool.clone());
     let tenant = TenantId::new("acme");
-    let key = ModelKey::parse("shared").expect("key");
-    let id = ModelId::for_key(&tenant, &key);
-    let create = ProcessModelCommand {
-        tenant_id: tenant.clone(),
-        expected_revision: None,
-        action: ModelAction::Create(CreateModel {
-            key,
-            name: ModelName::parse("N").expect("name"),
-            category: None,
-            description: None,
-            model_json: None,
-        }),
-    };
+    let (id, create) = create(&tenant, "shared", "N");
     a.execute(id, create, &metadata())
         .await
         .expect("create on a");

@@ -1,16 +1,18 @@
 //! The write side on the embedded SQLite store: commits, commit ids, optimistic
 //! concurrency, and the command service's retries on top of them.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::Utc;
 use commands::sqlite::{open, EmbeddedStore, SqliteEventLog, MIGRATOR};
 use commands::store::{AppendError, EventLog};
-use commands::{CommandError, CommandMetadata, CommandService};
+use commands::{CommandError, CommandService};
+use common::{create, metadata, rename};
 use cqrs_es::persist::SerializedEvent;
-use domain::process_model::{ChangeMetadata, CreateModel};
+use domain::process_model::CreateModel;
 use domain::{
     ModelAction, ModelId, ModelKey, ModelName, ProcessModelCommand, ProcessModelError, TenantId,
 };
@@ -122,14 +124,7 @@ async fn concurrent_creates_of_one_key_yield_one_model() {
     let tenant = TenantId::new("acme");
     let key = ModelKey::parse("order").expect("key");
     let id = ModelId::for_key(&tenant, &key);
-    let metadata = CommandMetadata {
-        user_id: "alice".into(),
-        tenant_id: "acme".into(),
-        client_ip: None,
-        user_agent: None,
-        correlation_id: "req-1".into(),
-        time: Utc::now(),
-    };
+    let metadata = metadata();
     let attempts = (0..8).map(|_| {
         let service = service.clone();
         let command = ProcessModelCommand {
@@ -161,28 +156,6 @@ async fn concurrent_creates_of_one_key_yield_one_model() {
     assert_eq!(history.len(), 1);
 }
 
-fn metadata() -> CommandMetadata {
-    CommandMetadata {
-        user_id: "alice".into(),
-        tenant_id: "acme".into(),
-        client_ip: None,
-        user_agent: None,
-        correlation_id: "req".into(),
-        time: Utc::now(),
-    }
-}
-
-fn rename(tenant: &TenantId, n: usize) -> ProcessModelCommand {
-    ProcessModelCommand {
-        tenant_id: tenant.clone(),
-        expected_revision: None,
-        action: ModelAction::ChangeMetadata(ChangeMetadata {
-            name: Some(ModelName::parse(&format!("Name {n}")).expect("name")),
-            ..ChangeMetadata::default()
-        }),
-    }
-}
-
 async fn snapshot_of(scratch: &Scratch, id: ModelId) -> Option<(i64, String)> {
     sqlx::query_as("SELECT sequence, schema FROM aggregate_snapshots WHERE aggregate_id = ?")
         .bind(id.to_string())
@@ -196,26 +169,14 @@ async fn long_streams_load_from_a_snapshot_to_the_same_state_as_a_replay() {
     let scratch = Scratch::new().await;
     let service = CommandService::sqlite(scratch.store.pool().clone());
     let tenant = TenantId::new("acme");
-    let key = ModelKey::parse("long").expect("key");
-    let id = ModelId::for_key(&tenant, &key);
-    let create = ProcessModelCommand {
-        tenant_id: tenant.clone(),
-        expected_revision: None,
-        action: ModelAction::Create(CreateModel {
-            key,
-            name: ModelName::parse("Long").expect("name"),
-            category: None,
-            description: None,
-            model_json: None,
-        }),
-    };
+    let (id, create) = create(&tenant, "long", "Long");
     service
         .execute(id, create, &metadata())
         .await
         .expect("create");
     for n in 1..=249 {
         let committed = service
-            .execute(id, rename(&tenant, n), &metadata())
+            .execute(id, rename(&tenant, &format!("Name {n}"), None), &metadata())
             .await
             .expect("rename");
         // The committed model is the state after the command.
@@ -251,7 +212,7 @@ async fn long_streams_load_from_a_snapshot_to_the_same_state_as_a_replay() {
     .expect("stale snapshot");
     assert_eq!(service.load(id).await.expect("load"), replayed);
     service
-        .execute(id, rename(&tenant, 250), &metadata())
+        .execute(id, rename(&tenant, "Name 250", None), &metadata())
         .await
         .expect("rename");
     assert_eq!(

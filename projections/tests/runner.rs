@@ -508,20 +508,30 @@ async fn read_your_writes_compares_feed_positions_not_global_positions() {
     running.stop().await;
 }
 
-#[tokio::test]
-async fn an_event_held_back_by_a_short_open_transaction_follows_it_without_waiting_for_a_poll() {
-    let db = TestDb::create().await;
-    create_projected(&db.pool).await;
-    // A poll interval far longer than the test may take: only a notification or the
-    // runner's recheck can bring the held-back event in time.
+/// A recording runner whose poll interval is far longer than a test may take (only a
+/// notification or the runner's recheck brings an event in time), with one event applied;
+/// the global position of that event.
+async fn start_slow_poll_and_warm(db: &TestDb) -> (Running, i64) {
     let slow_poll = RunnerConfig {
         poll_interval: Duration::from_secs(30),
         ..config()
     };
     let running = start(&db.pool, recorder("a"), slow_poll);
-    let handle = running.handle.clone();
     let first = append(&db.pool, "warm", 1).await.expect("append");
-    assert!(handle.wait_for_event(first, LIMIT).await.expect("wait"));
+    assert!(running
+        .handle
+        .wait_for_event(first, LIMIT)
+        .await
+        .expect("wait"));
+    (running, first)
+}
+
+#[tokio::test]
+async fn an_event_held_back_by_a_short_open_transaction_follows_it_without_waiting_for_a_poll() {
+    let db = TestDb::create().await;
+    create_projected(&db.pool).await;
+    let (running, _) = start_slow_poll_and_warm(&db).await;
+    let handle = running.handle.clone();
 
     // An older transaction holds the xmin gate shut; the event committed after it is
     // notified but not readable yet, and its end sends no notification.
@@ -547,14 +557,8 @@ async fn an_event_held_back_by_a_short_open_transaction_follows_it_without_waiti
 async fn a_burst_of_notifications_behind_an_open_transaction_does_not_stretch_the_recheck() {
     let db = TestDb::create().await;
     create_projected(&db.pool).await;
-    let slow_poll = RunnerConfig {
-        poll_interval: Duration::from_secs(30),
-        ..config()
-    };
-    let running = start(&db.pool, recorder("a"), slow_poll);
+    let (running, first) = start_slow_poll_and_warm(&db).await;
     let handle = running.handle.clone();
-    let first = append(&db.pool, "warm", 1).await.expect("append");
-    assert!(handle.wait_for_event(first, LIMIT).await.expect("wait"));
 
     // Each append notifies, wakes the runner and is found held back; twenty such wakes
     // must not grow the recheck towards the 30 s poll: the gate's end notifies nobody.

@@ -65,7 +65,11 @@ async fn prometheus_exposes_request_histogram_by_route_template(backend: Backend
         .to_owned();
     // The edit starts from the state the create left in the write side's cache.
     let edited = app
-        .request(Method::PATCH, &format!("/api/v1/process-models/{id}"), &token)
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/process-models/{id}"),
+            &token,
+        )
         .json(&serde_json::json!({"name": "Metered"}))
         .send()
         .await
