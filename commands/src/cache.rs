@@ -28,7 +28,8 @@ struct Counts {
 }
 
 impl StateCacheCounts {
-    /// Commands decided and appended on a cached state.
+    /// Commands decided and appended without loading the model: on a kept state, or (a
+    /// create) on a stream assumed new.
     pub fn hits(&self) -> u64 {
         self.0.hits.load(Ordering::Relaxed)
     }
@@ -38,8 +39,8 @@ impl StateCacheCounts {
         self.0.misses.load(Ordering::Relaxed)
     }
 
-    /// Commands whose cached state was not the store's (or led to a refusal or to no
-    /// change) and were decided again on a fresh load.
+    /// Commands whose kept or assumed state was not the store's (or led to a refusal or to
+    /// no change) and were decided again on a fresh load.
     pub fn stale(&self) -> u64 {
         self.0.stale.load(Ordering::Relaxed)
     }
@@ -65,6 +66,17 @@ pub(crate) struct CachedModel {
     pub(crate) sequence: usize,
     /// The sequence of the stream's newest stored snapshot (0 without one).
     pub(crate) snapshot_sequence: usize,
+}
+
+impl CachedModel {
+    /// The state of a stream with no events (what a create is decided on).
+    pub(crate) fn new_stream() -> Self {
+        Self {
+            model: Arc::new(ProcessModel::default()),
+            sequence: 0,
+            snapshot_sequence: 0,
+        }
+    }
 }
 
 /// Least recently used models first out, bounded by their estimated memory.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use cqrs_es::{Aggregate, AggregateError, EventEnvelope};
 use domain::{
-    CommandRejected, CommandRejection, ModelId, ProcessModel, ProcessModelCommand,
+    CommandRejected, CommandRejection, ModelAction, ModelId, ProcessModel, ProcessModelCommand,
     ProcessModelError, RecordRejection,
 };
 use rand::Rng;
@@ -117,8 +117,9 @@ impl CommandService {
     /// `StaleRevision`, for a create `KeyTaken`, otherwise the command applies on top.
     ///
     /// The first try starts from the model's cached state when there is one (see
-    /// [`crate::cache`]); only its successful append stands, anything else it leads to is
-    /// decided again on a fresh load, without counting as an attempt.
+    /// [`crate::cache`]), and a create from an empty stream; only its successful append
+    /// stands, anything else it leads to is decided again on a fresh load, without counting
+    /// as an attempt.
     #[tracing::instrument(skip(self, command, metadata), fields(model_id = %id, command = command.action.name()))]
     pub async fn execute(
         &self,
@@ -128,7 +129,12 @@ impl CommandService {
     ) -> Result<Committed, CommandError> {
         let stream = id.to_string();
         let metadata = metadata.to_map(command.action.name());
-        let mut cached = self.cache.get(&stream);
+        let mut cached = self.cache.get(&stream).or_else(|| {
+            // A create succeeds only on an empty stream: assume this one is, and let the
+            // append at sequence 1 check it (taken, it conflicts and the create is decided
+            // on a load, as `KeyTaken`).
+            matches!(command.action, ModelAction::Create(_)).then(CachedModel::new_stream)
+        });
         if cached.is_none() {
             self.cache_counts.miss();
         }

@@ -217,9 +217,23 @@ async fn replicas_with_stale_cached_states_decide_on_the_stores_state() {
     let b = CommandService::postgres(db.pool.clone());
     let tenant = TenantId::new("acme");
     let (id, create) = create(&tenant, "shared", "N");
-    a.execute(id, create, &metadata())
+    a.execute(id, create.clone(), &metadata())
         .await
         .expect("create on a");
+    // b knows nothing of the model: its create, tried on a stream assumed new, conflicts and
+    // is decided on the store's state.
+    let taken = b
+        .execute(id, create, &metadata())
+        .await
+        .expect_err("the key is taken");
+    assert!(
+        matches!(
+            taken,
+            CommandError::Rejected(ProcessModelError::KeyTaken { .. })
+        ),
+        "{taken:?}"
+    );
+    assert_eq!(b.state_cache_counts().stale(), 1);
     let name = |model: &ProcessModel| model.state().expect("exists").name.as_str().to_owned();
 
     // b moves the model to revision 2; a still holds revision 1.

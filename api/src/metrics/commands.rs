@@ -21,9 +21,10 @@ impl Collector for StateCacheCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut family = encoder.encode_descriptor(
             "command_state_cache",
-            "Commands of this replica by how they found the model's state: hit (the kept \
-             state, appended), miss (loaded from the event store), stale (the kept state was \
-             not the store's, or led to a refusal or no change: decided again on a load)",
+            "Commands of this replica by how they found the model's state: hit (appended \
+             without a load, on the kept state or, for a create, on a stream assumed new), \
+             miss (loaded from the event store), stale (the kept or assumed state was not \
+             the store's, or led to a refusal or no change: decided again on a load)",
             None,
             MetricType::Counter,
         )?;
