@@ -135,8 +135,9 @@ pub struct DatabaseSettings {
 #[serde(deny_unknown_fields)]
 pub struct CommandSettings {
     /// The state of recently written models is kept up to this many bytes (estimated
-    /// memory), so a command on one of them skips loading it from the event store; the
-    /// append still checks it against the store. 0 turns it off.
+    /// memory), so a command on one of them skips loading it from the event store, and a
+    /// create is decided on a stream assumed new; the append still checks either against
+    /// the store. 0 turns both off.
     pub state_cache_bytes: usize,
 }
 

@@ -105,6 +105,11 @@ impl StateCache {
         }
     }
 
+    /// Whether it keeps anything (a budget above 0).
+    pub(crate) fn enabled(&self) -> bool {
+        self.budget_bytes > 0
+    }
+
     pub(crate) fn get(&self, stream: &str) -> Option<CachedModel> {
         if self.budget_bytes == 0 {
             return None;

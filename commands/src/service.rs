@@ -106,7 +106,8 @@ impl CommandService {
     }
 
     /// Keeps the state of recently written models up to `bytes` (estimated memory), so a
-    /// command on one of them skips the load; 0 turns it off. See [`crate::cache`].
+    /// command on one of them skips the load, and decides creates on a stream assumed new;
+    /// 0 turns both off (every command loads). See [`crate::cache`].
     pub fn with_state_cache(mut self, bytes: usize) -> Self {
         self.cache = StateCache::new(bytes);
         self
@@ -133,7 +134,8 @@ impl CommandService {
             // A create succeeds only on an empty stream: assume this one is, and let the
             // append at sequence 1 check it (taken, it conflicts and the create is decided
             // on a load, as `KeyTaken`).
-            matches!(command.action, ModelAction::Create(_)).then(CachedModel::new_stream)
+            (self.cache.enabled() && matches!(command.action, ModelAction::Create(_)))
+                .then(CachedModel::new_stream)
         });
         if cached.is_none() {
             self.cache_counts.miss();
