@@ -1,5 +1,14 @@
 //! Quantiles of a Prometheus histogram scraped from the server's `/actuator/prometheus`
-//! (the server's own view of a wait, e.g. `read_your_writes_wait_seconds`).
+//! (the server's own view of a wait, e.g. `read_your_writes_wait_seconds`), and single
+//! samples of counters.
+
+/// The value of the sample `series` (a name with its labels, exactly as exposed).
+pub fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
 
 /// Cumulative `(upper bound in seconds, count)` buckets of `name`, `+Inf` last.
 pub fn buckets(exposition: &str, name: &str) -> Vec<(f64, u64)> {

@@ -902,20 +902,9 @@ impl Bench<'_> {
     /// The server's histogram of the read-your-writes wait since it started (`None`, with a
     /// note on stderr, when it cannot be read, e.g. from an older build).
     async fn server_wait(&self) -> Option<report::ServerWait> {
-        let url = format!("{}/actuator/prometheus", self.server.base());
-        let text = match self.client.get(&url).send().await {
-            Ok(response) => response.text().await.unwrap_or_default(),
-            Err(error) => {
-                eprintln!("note: cannot scrape {url}: {error}");
-                return None;
-            }
-        };
+        let text = self.scrape().await?;
         let buckets = histogram::buckets(&text, "read_your_writes_wait_seconds");
-        let timeouts = text
-            .lines()
-            .find_map(|line| line.strip_prefix("read_your_writes_timeouts_total "))
-            .and_then(|value| value.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
+        let timeouts = histogram::sample(&text, "read_your_writes_timeouts_total").unwrap_or(0.0);
         let wait = (|| {
             Some(report::ServerWait {
                 commands: buckets.last()?.1,
@@ -926,23 +915,31 @@ impl Bench<'_> {
         })();
         if wait.is_none() {
             eprintln!(
-                "note: no read_your_writes_wait_seconds observations at {url} ({} buckets)",
+                "note: no read_your_writes_wait_seconds observations at {}/actuator/prometheus ({} buckets)",
+                self.server.base(),
                 buckets.len()
             );
         }
         wait
     }
 
+    /// The server's `/actuator/prometheus` text (`None`, with a note on stderr, when it
+    /// cannot be read).
+    async fn scrape(&self) -> Option<String> {
+        let url = format!("{}/actuator/prometheus", self.server.base());
+        let scraped = async { self.client.get(&url).send().await?.text().await }.await;
+        scraped
+            .map_err(|error| eprintln!("note: cannot scrape {url}: {error}"))
+            .ok()
+    }
+
     /// The server's `command_state_cache_total` counters (`None` when it has none, e.g. an
     /// older build).
     async fn state_cache(&self) -> Option<report::StateCacheUse> {
-        let url = format!("{}/actuator/prometheus", self.server.base());
-        let text = self.client.get(&url).send().await.ok()?.text().await.ok()?;
+        let text = self.scrape().await?;
         let count = |result: &str| {
-            let prefix = format!("command_state_cache_total{{result=\"{result}\"}} ");
-            text.lines()
-                .find_map(|line| line.strip_prefix(prefix.as_str()))
-                .and_then(|value| value.trim().parse::<u64>().ok())
+            let series = format!("command_state_cache_total{{result=\"{result}\"}}");
+            histogram::sample(&text, &series).map(|value| value as u64)
         };
         Some(report::StateCacheUse {
             hit: count("hit")?,

@@ -111,7 +111,7 @@ impl StateCache {
     }
 
     pub(crate) fn get(&self, stream: &str) -> Option<CachedModel> {
-        if self.budget_bytes == 0 {
+        if !self.enabled() {
             return None;
         }
         self.lock()
@@ -122,7 +122,7 @@ impl StateCache {
 
     /// Keeps `cached` as the state of `stream`, unless it alone exceeds the budget.
     pub(crate) fn put(&self, stream: &str, cached: CachedModel) {
-        if self.budget_bytes == 0 {
+        if !self.enabled() {
             return;
         }
         let size = weight(&cached.model) + stream.len();
