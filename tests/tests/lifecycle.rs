@@ -129,11 +129,28 @@ async fn a_model_goes_through_its_whole_lifecycle(backend: Backend) {
         .send()
         .await
         .expect("patch");
+    assert!(
+        response.headers().get("x-read-your-writes").is_none(),
+        "the read table had the edit when it answered"
+    );
     let body: Value = response.json().await.expect("json");
     assert_eq!(
         (body["status"].as_str(), body["version"].as_u64()),
         (Some("DRAFT"), Some(2))
     );
+    // The projector neither reads nor rewrites the editor JSON of an edit that leaves it
+    // alone: the answer, the table and the frozen version all still have it.
+    assert_eq!(body["modelJson"], valid_model(), "the edit's answer");
+    for (what, suffix) in [("the model", ""), ("version 1", "/versions/1")] {
+        let response = app
+            .request(Method::GET, &path(suffix), &token)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["modelJson"], valid_model(), "{what}");
+    }
 
     // Archive; then every edit is refused with 409.
     let response = app

@@ -134,7 +134,8 @@ pub struct ModelResponse {
 }
 
 impl ModelResponse {
-    /// From the read table.
+    /// From the read table: a row read with its editor JSON, as a single-model read gives
+    /// it (a row without shows `null`; [`ModelSummary`] drops it anyway).
     pub fn from_row(row: projections::models::ModelRow) -> Self {
         Self {
             id: ModelId::from_uuid(row.id),
@@ -144,7 +145,7 @@ impl ModelResponse {
             description: row.description,
             version: u32::try_from(row.version).unwrap_or_default(),
             status: parse_status(&row.status),
-            model_json: row.model_json,
+            model_json: row.model_json.unwrap_or_default(),
             tenant_id: row.tenant_id,
             created_by: row.created_by,
             created_time: row.created_time,

@@ -27,6 +27,7 @@ use super::queries::read_error;
 use crate::app::AppState;
 use crate::auth::{Caller, Privilege};
 use crate::backend::ModelWait;
+use projections::models::ModelRow;
 
 /// A JSON body whose extraction error is handled by the command (so it is audited).
 type Body<T> = Result<ApiJson<T>, ApiError>;
@@ -552,7 +553,10 @@ async fn execute(
                 ModelWait::Row(row)
                     if row.tenant_id == caller.tenant_id && row.revision >= revision =>
                 {
-                    return Ok(Fresh::Yes(ModelResponse::from_row(*row)));
+                    if let Some(row) = with_model_json(*row, &committed.model, revision) {
+                        return Ok(Fresh::Yes(ModelResponse::from_row(row)));
+                    }
+                    true
                 }
                 ModelWait::Row(_) | ModelWait::CaughtUp => true,
                 ModelWait::TimedOut => false,
@@ -572,6 +576,20 @@ async fn execute(
     }
     // The projection is behind: answer from the event store, and say so.
     load_view(state, caller, id).await.map(Fresh::Stale)
+}
+
+/// The handed-over `row` with its editor JSON. The projector reads and writes a row's
+/// editor JSON only in a batch that changes or publishes it, so a row from a batch that did
+/// not comes without; at the command's own revision it is the command's result's. `None`
+/// when the row is without it and newer than the command (read the table instead).
+fn with_model_json(mut row: ModelRow, model: &ProcessModel, revision: i64) -> Option<ModelRow> {
+    if row.model_json.is_none() {
+        if row.revision != revision {
+            return None;
+        }
+        row.model_json = Some(model.state()?.model_json.as_value().clone());
+    }
+    Some(row)
 }
 
 /// A command's answer, and whether the read tables already include it.

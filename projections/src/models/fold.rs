@@ -13,6 +13,13 @@ use crate::event::StoredEvent;
 
 pub(crate) const AGGREGATE_TYPE: &str = "ProcessModel";
 
+/// Whether folding an event of this type reads the model's current editor JSON (a publish
+/// freezes it into the version row): the rows of the models a batch publishes are loaded
+/// with their editor JSON, the others without it ([`ModelRow::model_json`]).
+pub(crate) fn reads_model_json(event_type: &str) -> bool {
+    event_type == "ModelPublished"
+}
+
 /// Where the fold finds a version published before the batch (a restore copies its JSON):
 /// the only thing it reads from the database, so each backend supplies its own.
 #[async_trait]
@@ -92,7 +99,7 @@ impl Batch {
                     description: created.description.map(|d| d.to_string()),
                     version: created.version as i32,
                     status: "DRAFT".into(),
-                    model_json: created.model_json.into_value(),
+                    model_json: Some(created.model_json.into_value()),
                     created_by: user.clone(),
                     created_time: time,
                     updated_by: user,
@@ -123,13 +130,19 @@ impl Batch {
                 row.description = changed.description.map(|d| d.to_string());
             }
             ProcessModelEvent::ModelJsonReplaced(replaced) => {
-                row.model_json = replaced.model_json.into_value();
+                row.model_json = Some(replaced.model_json.into_value());
             }
             ProcessModelEvent::DraftVersionOpened(opened) => {
                 row.version = opened.version as i32;
                 row.status = "DRAFT".into();
             }
             ProcessModelEvent::ModelPublished(published) => {
+                let model_json = row.model_json.clone().ok_or_else(|| {
+                    ProjectionError::failed(
+                        event.global_position,
+                        format!("model {id} was loaded without the editor JSON it publishes"),
+                    )
+                })?;
                 row.status = "PUBLISHED".into();
                 self.versions.push(VersionRow {
                     model_id: id,
@@ -137,7 +150,7 @@ impl Batch {
                     tenant_id: row.tenant_id.clone(),
                     process_key: row.process_key.clone(),
                     name: row.name.clone(),
-                    model_json: row.model_json.clone(),
+                    model_json,
                     comment: published.comment,
                     published_by: user,
                     published_time: time,
@@ -159,14 +172,14 @@ impl Batch {
                         Some(content) => Some(content),
                         None => versions.version_json(id, from).await?,
                     };
-                    row.model_json = content.ok_or_else(|| {
+                    row.model_json = Some(content.ok_or_else(|| {
                         ProjectionError::failed(
                             event.global_position,
                             format!(
                                 "model {id} restores version {from}, which was never published"
                             ),
                         )
-                    })?;
+                    })?);
                 }
             }
         }

@@ -130,7 +130,7 @@ mod tests {
             description: None,
             version: 1,
             status: "DRAFT".into(),
-            model_json: serde_json::json!({}),
+            model_json: Some(serde_json::json!({})),
             created_by: None,
             created_time: Utc::now(),
             updated_by: None,

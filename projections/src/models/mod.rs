@@ -8,7 +8,7 @@ mod handover;
 pub mod query;
 mod store;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use sqlx::{Postgres, Transaction};
@@ -91,7 +91,15 @@ impl Projector for ModelsProjector {
         }
         ids.sort_unstable();
         ids.dedup();
-        let (generation, existing) = store::load_models(tx, self.target, &ids).await?;
+        let mut with_json: Vec<Uuid> = events
+            .iter()
+            .filter(|e| fold::reads_model_json(&e.event_type))
+            .filter_map(|e| Uuid::parse_str(&e.aggregate_id).ok())
+            .collect();
+        with_json.sort_unstable();
+        with_json.dedup();
+        let (generation, existing) = store::load_models(tx, self.target, &ids, &with_json).await?;
+        let stored: HashSet<Uuid> = existing.iter().map(|row| row.id).collect();
         let mut batch = fold::Batch::new(existing.into_iter().map(|row| (row.id, row)).collect());
         let mut versions = fold::PgVersions {
             conn: tx,
@@ -104,7 +112,7 @@ impl Projector for ModelsProjector {
         if let Some(handover) = &self.handover {
             handover.stage(&models);
         }
-        store::upsert_models(tx, generation, models).await?;
+        store::write_models(tx, generation, models, &stored).await?;
         store::insert_versions(tx, generation, &versions).await?;
         Ok(())
     }

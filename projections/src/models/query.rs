@@ -112,7 +112,7 @@ pub async fn list(
     }
     let mut rows = QueryBuilder::new(
         "SELECT id, tenant_id, process_key, name, category, description, version, status, \
-         'null'::jsonb AS model_json, created_by, created_time, updated_by, updated_time, revision \
+         NULL::jsonb AS model_json, created_by, created_time, updated_by, updated_time, revision \
          FROM process_models",
     );
     push_filters(&mut rows, tenant, filter);

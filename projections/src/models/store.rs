@@ -1,5 +1,7 @@
 //! SQL of the `process_models` and `model_versions` tables: batched reads and writes.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, Row};
 use uuid::Uuid;
@@ -18,7 +20,10 @@ pub struct ModelRow {
     pub description: Option<String>,
     pub version: i32,
     pub status: String,
-    pub model_json: serde_json::Value,
+    /// The editor JSON; `None` where the row was read without it: a list page, or a
+    /// projector batch that does not change or publish it (writing the row then keeps the
+    /// stored value, see [`write_models`]).
+    pub model_json: Option<serde_json::Value>,
     pub created_by: Option<String>,
     pub created_time: DateTime<Utc>,
     pub updated_by: Option<String>,
@@ -40,17 +45,23 @@ pub struct VersionRow {
     pub published_time: DateTime<Utc>,
 }
 
-/// The generation `target` writes and its rows among `ids`, in one statement.
+/// The generation `target` writes and its rows among `ids`, in one statement; the editor
+/// JSON only of the rows among `with_json`. A model's editor JSON is often the bulk of its
+/// row (tens of KB, stored out of line): a batch that only renames or archives it neither
+/// reads nor rewrites it.
 pub(super) async fn load_models(
     conn: &mut PgConnection,
     target: Target,
     ids: &[Uuid],
+    with_json: &[Uuid],
 ) -> Result<(i64, Vec<ModelRow>), sqlx::Error> {
     // The left join keeps one row (the generation, no model) when no model matches.
     let sql = format!(
         "WITH {TARGET_CTE}
          SELECT target.generation, m.id, m.tenant_id, m.process_key, m.name, m.category,
-                m.description, m.version, m.status, m.model_json, m.created_by, m.created_time,
+                m.description, m.version, m.status,
+                CASE WHEN m.id = ANY($4) THEN m.model_json END AS model_json,
+                m.created_by, m.created_time,
                 m.updated_by, m.updated_time, m.revision
            FROM target
            LEFT JOIN process_models m ON m.generation = target.generation AND m.id = ANY($3)"
@@ -59,6 +70,7 @@ pub(super) async fn load_models(
         .bind(target.fixed())
         .bind(FAMILY)
         .bind(ids)
+        .bind(with_json)
         .fetch_all(conn)
         .await?;
     let Some(first) = rows.first() else {
@@ -91,11 +103,17 @@ pub(super) async fn version_json(
     .await
 }
 
-/// Writes the final image of every touched row in one statement.
-pub(super) async fn upsert_models(
+/// Writes the final image of every touched row in one statement: an `UPDATE` of the rows
+/// that were loaded (`existing`), an `INSERT` of the others (created in the batch). An
+/// updated row without its editor JSON keeps the stored one; a new row always has it (it
+/// comes from `ModelCreated`). Not one `INSERT … ON CONFLICT DO UPDATE`: that checks
+/// `NOT NULL` on the row it would insert, so it cannot leave the editor JSON out, and it
+/// probes for the conflict first, which an `UPDATE` of a row known to exist need not.
+pub(super) async fn write_models(
     conn: &mut PgConnection,
     generation: i64,
     rows: Vec<ModelRow>,
+    existing: &HashSet<Uuid>,
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
@@ -116,7 +134,9 @@ pub(super) async fn upsert_models(
     let mut updated_by = Vec::with_capacity(n);
     let mut updated_time = Vec::with_capacity(n);
     let mut revision = Vec::with_capacity(n);
+    let mut stored = Vec::with_capacity(n);
     for row in rows {
+        stored.push(existing.contains(&row.id));
         id.push(row.id);
         tenant_id.push(row.tenant_id);
         process_key.push(row.process_key);
@@ -133,18 +153,30 @@ pub(super) async fn upsert_models(
         revision.push(row.revision);
     }
     sqlx::query(
-        "INSERT INTO process_models
+        "WITH r AS (
+             SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                  $7::text[], $8::int4[], $9::text[], $10::jsonb[], $11::text[],
+                                  $12::timestamptz[], $13::text[], $14::timestamptz[], $15::int8[],
+                                  $16::bool[])
+                 AS r(id, tenant_id, process_key, name, category, description, version, status,
+                      model_json, created_by, created_time, updated_by, updated_time, revision,
+                      stored)
+         ), updated AS (
+             UPDATE process_models m SET
+                 name = r.name, category = r.category, description = r.description,
+                 version = r.version, status = r.status,
+                 model_json = COALESCE(r.model_json, m.model_json),
+                 updated_by = r.updated_by, updated_time = r.updated_time, revision = r.revision
+               FROM r
+              WHERE r.stored AND m.generation = $1 AND m.id = r.id
+         )
+         INSERT INTO process_models
              (generation, id, tenant_id, process_key, name, category, description, version, status,
               model_json, created_by, created_time, updated_by, updated_time, revision)
-         SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                  $7::text[], $8::int4[], $9::text[], $10::jsonb[], $11::text[],
-                                  $12::timestamptz[], $13::text[], $14::timestamptz[], $15::int8[])
-         ON CONFLICT (generation, id) DO UPDATE SET
-             name = EXCLUDED.name, category = EXCLUDED.category,
-             description = EXCLUDED.description, version = EXCLUDED.version,
-             status = EXCLUDED.status, model_json = EXCLUDED.model_json,
-             updated_by = EXCLUDED.updated_by, updated_time = EXCLUDED.updated_time,
-             revision = EXCLUDED.revision",
+         SELECT $1, id, tenant_id, process_key, name, category, description, version, status,
+                model_json, created_by, created_time, updated_by, updated_time, revision
+           FROM r
+          WHERE NOT r.stored",
     )
     .bind(generation)
     .bind(id)
@@ -161,6 +193,7 @@ pub(super) async fn upsert_models(
     .bind(updated_by)
     .bind(updated_time)
     .bind(revision)
+    .bind(stored)
     .execute(conn)
     .await?;
     Ok(())

@@ -131,7 +131,7 @@ async fn upsert(conn: &mut SqliteConnection, rows: &[ModelRow]) -> Result<(), sq
             " ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
              name_lower = excluded.name_lower, category = excluded.category, \
              description = excluded.description, version = excluded.version, \
-             status = excluded.status, model_json = excluded.model_json, \
+             status = excluded.status, model_json = COALESCE(excluded.model_json, model_json), \
              updated_by = excluded.updated_by, updated_time = excluded.updated_time, \
              revision = excluded.revision",
         );

@@ -68,7 +68,7 @@ fn push_filters<'a>(
 }
 
 /// A page of `tenant`'s models (without their editor JSON, which can be large: `model_json`
-/// is JSON `null`) and the total number that match, both from one snapshot.
+/// is `None`) and the total number that match, both from one snapshot.
 pub async fn list(
     pool: &SqlitePool,
     tenant: &str,
@@ -85,7 +85,7 @@ pub async fn list(
     }
     let mut rows = QueryBuilder::new(
         "SELECT id, tenant_id, process_key, name, category, description, version, status, \
-         'null' AS model_json, created_by, created_time, updated_by, updated_time, revision \
+         NULL AS model_json, created_by, created_time, updated_by, updated_time, revision \
          FROM process_models",
     );
     push_filters(&mut rows, tenant, filter);
