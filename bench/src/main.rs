@@ -101,6 +101,10 @@ pub struct Args {
     /// Editor JSON of the publish scenario (a model that validates).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/flowable/test.simplemodel.json"))]
     fixture: PathBuf,
+    /// Seeded models carry the `--fixture` editor JSON, as real models do, instead of an
+    /// empty canvas (what the update scenarios edit).
+    #[arg(long)]
+    seed_editor_json: bool,
     /// Scenarios to run, comma-separated.
     #[arg(
         long,
@@ -223,6 +227,8 @@ struct Bench<'a> {
     created: TemplateEvent,
     changed: TemplateEvent,
     publishable_template: Option<TemplateEvent>,
+    /// The editor JSON of the seeded models (`--seed-editor-json`), else the template's.
+    seed_model_json: Option<Value>,
     starts: u32,
     /// Load runs so far (each gets its own seed).
     runs: u64,
@@ -328,6 +334,14 @@ async fn run(args: &Args, server_url: &str, database: &str) -> anyhow::Result<()
         None => None,
     };
 
+    let seed_model_json = match (args.seed_editor_json, &fixture) {
+        (false, _) => None,
+        (true, Some(model)) => Some(model.clone()),
+        (true, None) => bail!(
+            "--seed-editor-json needs the fixture {}",
+            args.fixture.display()
+        ),
+    };
     let sampled_pid = Arc::new(AtomicU32::new(server.pid));
     let sampled_peak = Arc::new(AtomicU64::new(0));
     let sampler = tokio::spawn(sample_memory(sampled_pid.clone(), sampled_peak.clone()));
@@ -355,6 +369,7 @@ async fn run(args: &Args, server_url: &str, database: &str) -> anyhow::Result<()
         created,
         changed,
         publishable_template,
+        seed_model_json,
         starts: 1,
         runs: 0,
     };
@@ -668,17 +683,18 @@ impl Bench<'_> {
         for i in 0..args.models {
             let key = format!("m{i:07}");
             let id = model_id(&tenant, &key)?;
-            let payload = db::with_fields(
-                &self.created.payload,
-                &[
-                    ("key", json!(key)),
-                    (
-                        "name",
-                        json!(format!("Process {} {i}", &id.simple().to_string()[..6])),
-                    ),
-                    ("category", json!(format!("cat-{:02}", i % CATEGORIES))),
-                ],
-            )?;
+            let mut fields = vec![
+                ("key", json!(key)),
+                (
+                    "name",
+                    json!(format!("Process {} {i}", &id.simple().to_string()[..6])),
+                ),
+                ("category", json!(format!("cat-{:02}", i % CATEGORIES))),
+            ];
+            if let Some(model_json) = &self.seed_model_json {
+                fields.push(("modelJson", model_json.clone()));
+            }
+            let payload = db::with_fields(&self.created.payload, &fields)?;
             writer
                 .push(id.to_string(), 1, &self.created, payload)
                 .await?;
