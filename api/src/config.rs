@@ -134,8 +134,8 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandSettings {
-    /// The state of recently written models is kept up to this many bytes (estimated
-    /// memory), so a command on one of them skips loading it from the event store, and a
+    /// The state of recently written models is kept up to this many bytes (serialized as
+    /// JSON), so a command on one of them skips loading it from the event store, and a
     /// create is decided on a stream assumed new; the append still checks either against
     /// the store. 0 turns both off.
     pub state_cache_bytes: usize,

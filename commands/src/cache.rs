@@ -58,10 +58,10 @@ impl StateCacheCounts {
     }
 }
 
-/// A model as of its last append here.
+/// A model as of its last append here, to decide the next command on.
 #[derive(Debug, Clone)]
 pub(crate) struct CachedModel {
-    pub(crate) model: Arc<ProcessModel>,
+    pub(crate) model: ProcessModel,
     /// The stream's last sequence (the model's revision).
     pub(crate) sequence: usize,
     /// The sequence of the stream's newest stored snapshot (0 without one).
@@ -72,14 +72,31 @@ impl CachedModel {
     /// The state of a stream with no events (what a create is decided on).
     pub(crate) fn new_stream() -> Self {
         Self {
-            model: Arc::new(ProcessModel::default()),
+            model: ProcessModel::default(),
             sequence: 0,
             snapshot_sequence: 0,
         }
     }
 }
 
-/// Least recently used models first out, bounded by their estimated memory.
+/// What the cache holds of a model: its state serialized as JSON (the snapshot format),
+/// decoded again on a hit. A decoded model takes ≈ 7 times its JSON in memory
+/// (`serde_json::Value` trees of the editor JSON, map nodes, allocator size classes), so the
+/// same budget keeps ≈ 7 times as many models this way, and the budget counts real bytes
+/// rather than an estimate. Decoding costs the server what a load's decoding would, without
+/// the database's work.
+#[derive(Debug, Clone)]
+struct Kept {
+    json: Arc<[u8]>,
+    sequence: usize,
+    snapshot_sequence: usize,
+}
+
+/// What an entry costs beyond its JSON and its key: the list node, the key's and the
+/// JSON's headers.
+const ENTRY_OVERHEAD: usize = 96;
+
+/// Least recently used models first out, bounded by their memory.
 #[derive(Debug)]
 pub(crate) struct StateCache {
     budget_bytes: usize,
@@ -88,13 +105,12 @@ pub(crate) struct StateCache {
 
 #[derive(Debug)]
 struct Entries {
-    models: LruCache<String, (CachedModel, usize)>,
+    models: LruCache<String, (Kept, usize)>,
     bytes: usize,
 }
 
 impl StateCache {
-    /// A cache holding models up to `budget_bytes` of their estimated memory in all; 0 keeps
-    /// none.
+    /// A cache holding models up to `budget_bytes` in all; 0 keeps none.
     pub(crate) fn new(budget_bytes: usize) -> Self {
         Self {
             budget_bytes,
@@ -114,18 +130,53 @@ impl StateCache {
         if !self.enabled() {
             return None;
         }
-        self.lock()
+        let kept = self
+            .lock()
             .models
             .get(stream)
-            .map(|(cached, _)| cached.clone())
+            .map(|(kept, _)| kept.clone())?;
+        // Decoded outside the lock.
+        match serde_json::from_slice(&kept.json) {
+            Ok(model) => Some(CachedModel {
+                model,
+                sequence: kept.sequence,
+                snapshot_sequence: kept.snapshot_sequence,
+            }),
+            Err(error) => {
+                // Cannot happen for what `put` wrote; if it does, the model is loaded.
+                tracing::warn!(stream, %error, "a cached model does not decode; loading it");
+                self.forget(stream);
+                None
+            }
+        }
     }
 
-    /// Keeps `cached` as the state of `stream`, unless it alone exceeds the budget.
-    pub(crate) fn put(&self, stream: &str, cached: CachedModel) {
+    /// Keeps `model` as the state of `stream` at `sequence`, unless it alone exceeds the
+    /// budget.
+    pub(crate) fn put(
+        &self,
+        stream: &str,
+        model: &ProcessModel,
+        sequence: usize,
+        snapshot_sequence: usize,
+    ) {
         if !self.enabled() {
             return;
         }
-        let size = weight(&cached.model) + stream.len();
+        let json = match serde_json::to_vec(model) {
+            Ok(json) => Arc::<[u8]>::from(json),
+            Err(error) => {
+                tracing::warn!(stream, %error, "a model does not serialize; not caching it");
+                self.forget(stream);
+                return;
+            }
+        };
+        let size = json.len() + stream.len() + ENTRY_OVERHEAD;
+        let kept = Kept {
+            json,
+            sequence,
+            snapshot_sequence,
+        };
         let mut entries = self.lock();
         if let Some((_, old)) = entries.models.remove(stream) {
             entries.bytes -= old;
@@ -139,7 +190,7 @@ impl StateCache {
                 None => break,
             }
         }
-        entries.models.insert(stream.to_owned(), (cached, size));
+        entries.models.insert(stream.to_owned(), (kept, size));
         entries.bytes += size;
     }
 
@@ -163,49 +214,77 @@ impl StateCache {
     }
 }
 
-/// What a kept model costs in memory for every byte of its JSON: `serde_json::Value` trees,
-/// map nodes and allocator size classes. Measured with the load benchmark: a budget of
-/// 8 MiB at 5 per byte grew the server's resident memory by ≈ 11.5 MiB.
-const MEMORY_PER_JSON_BYTE: usize = 7;
-
-/// The estimated memory a kept model takes, the measure of the budget.
-fn weight(model: &ProcessModel) -> usize {
-    domain::values::json_size(model) * MEMORY_PER_JSON_BYTE
-}
-
 #[cfg(test)]
 mod tests {
+    use cqrs_es::Aggregate;
+    use domain::values::{EditorJson, ModelKey, ModelName, TenantId};
+    use domain::ProcessModelEvent;
+
     use super::*;
 
-    fn cached(sequence: usize) -> CachedModel {
-        CachedModel {
-            model: Arc::new(ProcessModel::default()),
-            sequence,
-            snapshot_sequence: 0,
-        }
+    /// A created model whose editor JSON holds `shapes` shapes.
+    fn model(shapes: usize) -> ProcessModel {
+        let key = ModelKey::parse("order").expect("key");
+        let name = ModelName::parse("Order").expect("name");
+        let mut json = EditorJson::empty_canvas(&key, &name).into_value();
+        json["childShapes"] = (0..shapes)
+            .map(|n| serde_json::json!({"resourceId": format!("task{n}"), "properties": {}}))
+            .collect();
+        let mut model = ProcessModel::default();
+        model.apply(ProcessModelEvent::ModelCreated(
+            domain::process_model::ModelCreated {
+                tenant_id: TenantId::new("acme"),
+                key,
+                name,
+                category: None,
+                description: None,
+                model_json: EditorJson::parse(json).expect("editor JSON"),
+                version: 1,
+            },
+        ));
+        model
+    }
+
+    fn one_entry(model: &ProcessModel, stream: &str) -> usize {
+        serde_json::to_vec(model).expect("json").len() + stream.len() + ENTRY_OVERHEAD
+    }
+
+    #[test]
+    fn a_kept_model_comes_back_equal_with_its_sequences() {
+        let cache = StateCache::new(1 << 20);
+        let kept = model(50);
+        cache.put("a", &kept, 7, 5);
+        let got = cache.get("a").expect("kept");
+        assert_eq!(got.model, kept);
+        assert_eq!((got.sequence, got.snapshot_sequence), (7, 5));
+        assert_eq!(cache.bytes(), one_entry(&kept, "a"));
     }
 
     #[test]
     fn the_least_recently_used_models_leave_first_when_the_budget_is_spent() {
-        let one = weight(&ProcessModel::default()) + "a".len();
-        let cache = StateCache::new(2 * one);
-        cache.put("a", cached(1));
-        cache.put("b", cached(1));
+        let small = model(0);
+        let cache = StateCache::new(2 * one_entry(&small, "a"));
+        cache.put("a", &small, 1, 0);
+        cache.put("b", &small, 1, 0);
         assert!(cache.get("a").is_some(), "a is now the most recently used");
-        cache.put("c", cached(1));
+        cache.put("c", &small, 1, 0);
         assert!(cache.get("b").is_none(), "b was the least recently used");
         assert_eq!(cache.get("a").map(|c| c.sequence), Some(1));
         assert!(cache.get("c").is_some());
-        assert_eq!(cache.bytes(), 2 * one);
+        assert_eq!(cache.bytes(), 2 * one_entry(&small, "a"));
+        // A slightly bigger model needs both places.
+        let big = model(1);
+        cache.put("d", &big, 1, 0);
+        assert!(cache.get("d").is_some());
+        assert!(cache.get("a").is_none() && cache.get("c").is_none());
     }
 
     #[test]
     fn a_put_replaces_and_forget_drops_with_their_sizes() {
         let cache = StateCache::new(1 << 20);
-        cache.put("a", cached(1));
-        let one = cache.bytes();
-        cache.put("a", cached(2));
-        assert_eq!(cache.bytes(), one);
+        cache.put("a", &model(1), 1, 0);
+        cache.put("a", &model(3), 2, 0);
+        assert_eq!(cache.bytes(), one_entry(&model(3), "a"));
         assert_eq!(cache.get("a").map(|c| c.sequence), Some(2));
         cache.forget("a");
         assert!(cache.get("a").is_none());
@@ -215,10 +294,10 @@ mod tests {
     #[test]
     fn a_zero_budget_keeps_nothing_and_an_oversized_model_is_not_kept() {
         let off = StateCache::new(0);
-        off.put("a", cached(1));
+        off.put("a", &model(0), 1, 0);
         assert!(off.get("a").is_none());
         let tiny = StateCache::new(3);
-        tiny.put("a", cached(1));
+        tiny.put("a", &model(0), 1, 0);
         assert!(tiny.get("a").is_none());
         assert_eq!(tiny.bytes(), 0);
     }

@@ -1,7 +1,6 @@
 //! Executing commands: load the stream, decide, append with metadata; retry on conflicts.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,8 +25,8 @@ use crate::store::{AppendError, EventLog};
 /// How many times a command is tried when other writers keep winning the race.
 const DEFAULT_MAX_ATTEMPTS: u32 = 10;
 
-/// The default memory budget of the state cache: about 3 000 models of an empty canvas,
-/// a few hundred large ones.
+/// The default memory budget of the state cache (kept serialized): about 14 000 models of
+/// an empty canvas, 500 with 16 KB of editor JSON.
 pub const DEFAULT_STATE_CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// The result of an accepted command.
@@ -105,7 +104,7 @@ impl CommandService {
         self.cache_counts.clone()
     }
 
-    /// Keeps the state of recently written models up to `bytes` (estimated memory), so a
+    /// Keeps the state of recently written models up to `bytes` (serialized), so a
     /// command on one of them skips the load, and decides creates on a stream assumed new;
     /// 0 turns both off (every command loads). See [`crate::cache`].
     pub fn with_state_cache(mut self, bytes: usize) -> Self {
@@ -198,14 +197,7 @@ impl CommandService {
                     } else {
                         snapshot_sequence
                     };
-                    self.cache.put(
-                        &stream,
-                        CachedModel {
-                            model: Arc::new(model.clone()),
-                            sequence,
-                            snapshot_sequence,
-                        },
-                    );
+                    self.cache.put(&stream, &model, sequence, snapshot_sequence);
                     return Ok(Committed {
                         model,
                         events,

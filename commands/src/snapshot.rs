@@ -32,7 +32,7 @@ impl crate::cache::CachedModel {
         Loaded {
             context: EventStoreAggregateContext {
                 aggregate_id: stream.to_owned(),
-                aggregate: std::sync::Arc::unwrap_or_clone(self.model),
+                aggregate: self.model,
                 current_sequence: self.sequence,
                 current_snapshot: None,
             },
