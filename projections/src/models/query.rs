@@ -97,17 +97,35 @@ fn push_filters<'a>(
 }
 
 /// A page of `tenant`'s models (without their editor JSON, which can be large) and the
-/// total number that match.
+/// total number that match, both from one snapshot.
+///
+/// Without a name pattern both statements run with generic plans (`plan_cache_mode`, for
+/// this transaction only): PostgreSQL otherwise keeps planning the page query afresh on
+/// every call, because a generic plan's estimate for an unknown `LIMIT` looks worse than the
+/// custom plans it had, and planning was about a quarter of a list's database time
+/// (docs/performance.md, "List queries"). The key, category, status and creator filters and
+/// every sort have an index whose use does not depend on the value. A name pattern keeps
+/// custom plans: whether the trigram index or the sort index is the better way depends on
+/// how many names the pattern matches (a generic plan took 38 ms for a rare pattern that the
+/// trigram index answers at once).
 pub async fn list(
     pool: &PgPool,
     tenant: &str,
     filter: &ModelFilter,
     page: ListPage,
 ) -> Result<(Vec<ModelRow>, i64), sqlx::Error> {
+    let mut tx = pool
+        .begin_with(if filter.name_like.is_some() {
+            "BEGIN READ ONLY"
+        } else {
+            "BEGIN READ ONLY; SET LOCAL plan_cache_mode = force_generic_plan"
+        })
+        .await?;
     let mut count = QueryBuilder::new("SELECT count(*) FROM process_models");
     push_filters(&mut count, tenant, filter);
-    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
     if page.size == 0 || page.start >= total {
+        tx.commit().await?;
         return Ok((Vec::new(), total));
     }
     let mut rows = QueryBuilder::new(
@@ -124,7 +142,8 @@ pub async fn list(
     ));
     rows.push(" LIMIT ").push_bind(page.size);
     rows.push(" OFFSET ").push_bind(page.start);
-    let rows = rows.build_query_as().fetch_all(pool).await?;
+    let rows = rows.build_query_as().fetch_all(&mut *tx).await?;
+    tx.commit().await?;
     Ok((rows, total))
 }
 
