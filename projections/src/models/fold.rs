@@ -1,5 +1,7 @@
 //! Folding a batch of `ProcessModel` events into row images, in memory.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::ProcessModelEvent;
@@ -52,6 +54,17 @@ impl VersionLookup for PgVersions<'_> {
 pub(crate) struct Batch {
     rows: Rows,
     versions: Vec<VersionRow>,
+    /// Models whose editor JSON an event of the batch set (not merely loaded).
+    json_set: HashSet<Uuid>,
+}
+
+/// A folded batch: the final image of every touched row, the versions it published, and
+/// the models whose editor JSON it set (the others' needs no writing, even if it was loaded
+/// for a publish).
+pub(crate) struct Folded {
+    pub(crate) rows: Vec<ModelRow>,
+    pub(crate) versions: Vec<VersionRow>,
+    pub(crate) json_set: HashSet<Uuid>,
 }
 
 /// Who and when, from the event's metadata (the command's time; the store's time if absent).
@@ -75,6 +88,7 @@ impl Batch {
         Self {
             rows,
             versions: Vec::new(),
+            json_set: HashSet::new(),
         }
     }
 
@@ -88,6 +102,7 @@ impl Batch {
         let payload: ProcessModelEvent = crate::upcast::decode_model_event(event)?;
         let (user, time) = provenance(event);
         if let ProcessModelEvent::ModelCreated(created) = payload {
+            self.json_set.insert(id);
             self.rows.insert(
                 id,
                 ModelRow {
@@ -131,6 +146,7 @@ impl Batch {
             }
             ProcessModelEvent::ModelJsonReplaced(replaced) => {
                 row.model_json = Some(replaced.model_json.into_value());
+                self.json_set.insert(id);
             }
             ProcessModelEvent::DraftVersionOpened(opened) => {
                 row.version = opened.version as i32;
@@ -172,6 +188,7 @@ impl Batch {
                         Some(content) => Some(content),
                         None => versions.version_json(id, from).await?,
                     };
+                    self.json_set.insert(id);
                     row.model_json = Some(content.ok_or_else(|| {
                         ProjectionError::failed(
                             event.global_position,
@@ -186,10 +203,14 @@ impl Batch {
         Ok(())
     }
 
-    pub(crate) fn finish(self) -> (Vec<ModelRow>, Vec<VersionRow>) {
+    pub(crate) fn finish(self) -> Folded {
         let mut rows: Vec<ModelRow> = self.rows.into_values().collect();
         // A stable order keeps lock acquisition consistent between concurrent writers.
         rows.sort_unstable_by_key(|r| r.id);
-        (rows, self.versions)
+        Folded {
+            rows,
+            versions: self.versions,
+            json_set: self.json_set,
+        }
     }
 }

@@ -108,9 +108,19 @@ impl Projector for ModelsProjector {
         for event in events {
             batch.apply(&mut versions, event).await?;
         }
-        let (models, versions) = batch.finish();
+        let fold::Folded {
+            rows: mut models,
+            versions,
+            json_set,
+        } = batch.finish();
         if let Some(handover) = &self.handover {
             handover.stage(&models);
+        }
+        // An editor JSON loaded only to freeze it into a version is stored already.
+        for row in &mut models {
+            if !json_set.contains(&row.id) {
+                row.model_json = None;
+            }
         }
         store::write_models(tx, generation, models, &stored).await?;
         store::insert_versions(tx, generation, &versions).await?;

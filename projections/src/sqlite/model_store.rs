@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::time::to_text;
 use crate::error::ProjectionError;
 use crate::event::StoredEvent;
-use crate::models::fold::{Batch, VersionLookup, AGGREGATE_TYPE};
+use crate::models::fold::{Batch, Folded, VersionLookup, AGGREGATE_TYPE};
 use crate::models::{ModelRow, VersionRow};
 
 /// Rows per statement: SQLite allows 32 766 bound values, a model row binds 16.
@@ -46,7 +46,11 @@ pub(crate) async fn apply(
     for event in events {
         batch.apply(&mut versions, event).await?;
     }
-    let (models, versions) = batch.finish();
+    let Folded {
+        rows: models,
+        versions,
+        ..
+    } = batch.finish();
     upsert(conn, &models).await?;
     insert_versions(conn, &versions).await?;
     Ok(())
