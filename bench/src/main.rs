@@ -426,8 +426,15 @@ impl Bench<'_> {
             self.publish(pool).await?;
         }
         if wants("history") && !self.ctx.long_history.is_empty() {
+            // What grows with the history is the load; a model found in the state cache is
+            // not loaded at all, so the cache is off for these two (every command loads,
+            // through the model's snapshot).
+            self.restart(&[("APP_COMMANDS__STATE_CACHE_BYTES".to_owned(), "0".to_owned())])
+                .await?;
             let lengths = &args.history_lengths;
-            let note = |n: usize| format!("models with {n} events, PATCH without If-Match");
+            let note = |n: usize| {
+                format!("models with {n} events, PATCH without If-Match, state cache off")
+            };
             let short = note(lengths.first().copied().unwrap_or(10));
             let long = note(lengths.get(1).copied().unwrap_or(1000));
             self.measure(
@@ -450,6 +457,7 @@ impl Bench<'_> {
                 &long,
             )
             .await?;
+            self.restart(&[]).await?;
         }
         if wants("mixed") {
             self.measure(
