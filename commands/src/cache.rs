@@ -58,14 +58,22 @@ impl StateCacheCounts {
     }
 }
 
-/// A model as of its last append here, to decide the next command on.
-#[derive(Debug, Clone)]
-pub(crate) struct CachedModel {
-    pub(crate) model: ProcessModel,
+/// Where a model's stream stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StreamAt {
     /// The stream's last sequence (the model's revision).
     pub(crate) sequence: usize,
     /// The sequence of the stream's newest stored snapshot (0 without one).
     pub(crate) snapshot_sequence: usize,
+    /// The JSON bytes of the events after that snapshot.
+    pub(crate) bytes_since_snapshot: usize,
+}
+
+/// A model as of its last append here, to decide the next command on.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedModel {
+    pub(crate) model: ProcessModel,
+    pub(crate) at: StreamAt,
 }
 
 impl CachedModel {
@@ -73,8 +81,7 @@ impl CachedModel {
     pub(crate) fn new_stream() -> Self {
         Self {
             model: ProcessModel::default(),
-            sequence: 0,
-            snapshot_sequence: 0,
+            at: StreamAt::default(),
         }
     }
 }
@@ -88,8 +95,7 @@ impl CachedModel {
 #[derive(Debug, Clone)]
 struct Kept {
     json: Arc<[u8]>,
-    sequence: usize,
-    snapshot_sequence: usize,
+    at: StreamAt,
 }
 
 /// What an entry costs beyond its JSON and its key: the list node, the key's and the
@@ -137,11 +143,7 @@ impl StateCache {
             .map(|(kept, _)| kept.clone())?;
         // Decoded outside the lock.
         match serde_json::from_slice(&kept.json) {
-            Ok(model) => Some(CachedModel {
-                model,
-                sequence: kept.sequence,
-                snapshot_sequence: kept.snapshot_sequence,
-            }),
+            Ok(model) => Some(CachedModel { model, at: kept.at }),
             Err(error) => {
                 // Cannot happen for what `put` wrote; if it does, the model is loaded.
                 tracing::warn!(stream, %error, "a cached model does not decode; loading it");
@@ -151,15 +153,8 @@ impl StateCache {
         }
     }
 
-    /// Keeps `model` as the state of `stream` at `sequence`, unless it alone exceeds the
-    /// budget.
-    pub(crate) fn put(
-        &self,
-        stream: &str,
-        model: &ProcessModel,
-        sequence: usize,
-        snapshot_sequence: usize,
-    ) {
+    /// Keeps `model` as the state of `stream` at `at`, unless it alone exceeds the budget.
+    pub(crate) fn put(&self, stream: &str, model: &ProcessModel, at: StreamAt) {
         if !self.enabled() {
             return;
         }
@@ -172,11 +167,7 @@ impl StateCache {
             }
         };
         let size = json.len() + stream.len() + ENTRY_OVERHEAD;
-        let kept = Kept {
-            json,
-            sequence,
-            snapshot_sequence,
-        };
+        let kept = Kept { json, at };
         let mut entries = self.lock();
         if let Some((_, old)) = entries.models.remove(stream) {
             entries.bytes -= old;
@@ -245,6 +236,14 @@ mod tests {
         model
     }
 
+    fn at(sequence: usize, snapshot_sequence: usize) -> StreamAt {
+        StreamAt {
+            sequence,
+            snapshot_sequence,
+            bytes_since_snapshot: 0,
+        }
+    }
+
     fn one_entry(model: &ProcessModel, stream: &str) -> usize {
         serde_json::to_vec(model).expect("json").len() + stream.len() + ENTRY_OVERHEAD
     }
@@ -253,10 +252,10 @@ mod tests {
     fn a_kept_model_comes_back_equal_with_its_sequences() {
         let cache = StateCache::new(1 << 20);
         let kept = model(50);
-        cache.put("a", &kept, 7, 5);
+        cache.put("a", &kept, at(7, 5));
         let got = cache.get("a").expect("kept");
         assert_eq!(got.model, kept);
-        assert_eq!((got.sequence, got.snapshot_sequence), (7, 5));
+        assert_eq!(got.at, at(7, 5));
         assert_eq!(cache.bytes(), one_entry(&kept, "a"));
     }
 
@@ -264,17 +263,17 @@ mod tests {
     fn the_least_recently_used_models_leave_first_when_the_budget_is_spent() {
         let small = model(0);
         let cache = StateCache::new(2 * one_entry(&small, "a"));
-        cache.put("a", &small, 1, 0);
-        cache.put("b", &small, 1, 0);
+        cache.put("a", &small, at(1, 0));
+        cache.put("b", &small, at(1, 0));
         assert!(cache.get("a").is_some(), "a is now the most recently used");
-        cache.put("c", &small, 1, 0);
+        cache.put("c", &small, at(1, 0));
         assert!(cache.get("b").is_none(), "b was the least recently used");
-        assert_eq!(cache.get("a").map(|c| c.sequence), Some(1));
+        assert_eq!(cache.get("a").map(|c| c.at.sequence), Some(1));
         assert!(cache.get("c").is_some());
         assert_eq!(cache.bytes(), 2 * one_entry(&small, "a"));
         // A slightly bigger model needs both places.
         let big = model(1);
-        cache.put("d", &big, 1, 0);
+        cache.put("d", &big, at(1, 0));
         assert!(cache.get("d").is_some());
         assert!(cache.get("a").is_none() && cache.get("c").is_none());
     }
@@ -282,10 +281,10 @@ mod tests {
     #[test]
     fn a_put_replaces_and_forget_drops_with_their_sizes() {
         let cache = StateCache::new(1 << 20);
-        cache.put("a", &model(1), 1, 0);
-        cache.put("a", &model(3), 2, 0);
+        cache.put("a", &model(1), at(1, 0));
+        cache.put("a", &model(3), at(2, 0));
         assert_eq!(cache.bytes(), one_entry(&model(3), "a"));
-        assert_eq!(cache.get("a").map(|c| c.sequence), Some(2));
+        assert_eq!(cache.get("a").map(|c| c.at.sequence), Some(2));
         cache.forget("a");
         assert!(cache.get("a").is_none());
         assert_eq!(cache.bytes(), 0);
@@ -294,10 +293,10 @@ mod tests {
     #[test]
     fn a_zero_budget_keeps_nothing_and_an_oversized_model_is_not_kept() {
         let off = StateCache::new(0);
-        off.put("a", &model(0), 1, 0);
+        off.put("a", &model(0), at(1, 0));
         assert!(off.get("a").is_none());
         let tiny = StateCache::new(3);
-        tiny.put("a", &model(0), 1, 0);
+        tiny.put("a", &model(0), at(1, 0));
         assert!(tiny.get("a").is_none());
         assert_eq!(tiny.bytes(), 0);
     }

@@ -13,7 +13,7 @@ use domain::{
 use rand::Rng;
 use sqlx::{PgPool, SqlitePool};
 
-use crate::cache::{CachedModel, StateCache, StateCacheCounts};
+use crate::cache::{CachedModel, StateCache, StateCacheCounts, StreamAt};
 use crate::error::CommandError;
 use crate::history::{HistoryEvent, StorePosition};
 use crate::metadata::CommandMetadata;
@@ -145,6 +145,7 @@ impl CommandService {
             let snapshot::Loaded {
                 mut context,
                 snapshot_sequence,
+                bytes_since_snapshot,
             } = match cached.take() {
                 Some(cached) => cached.into_loaded(&stream),
                 None => self.load_context(&stream).await.map_err(|e| {
@@ -184,20 +185,34 @@ impl CommandService {
                     position: None,
                 });
             }
-            match self.log.append(&serialize(&events)?).await {
+            let serialized = serialize(&events)?;
+            match self.log.append(&serialized).await {
                 Ok(position) => {
                     if from_cache {
                         self.cache_counts.hit();
                     }
                     let sequence = events.last().map_or(0, |e| e.sequence);
-                    let snapshot_sequence = if snapshot::due(sequence, snapshot_sequence)
+                    let bytes_since_snapshot = bytes_since_snapshot
+                        + serialized
+                            .iter()
+                            .map(|event| domain::values::json_size(&event.payload))
+                            .sum::<usize>();
+                    let at = if snapshot::due(sequence, snapshot_sequence, bytes_since_snapshot)
                         && snapshot::save(self.log.as_ref(), &stream, sequence, &model).await
                     {
-                        sequence
+                        StreamAt {
+                            sequence,
+                            snapshot_sequence: sequence,
+                            bytes_since_snapshot: 0,
+                        }
                     } else {
-                        snapshot_sequence
+                        StreamAt {
+                            sequence,
+                            snapshot_sequence,
+                            bytes_since_snapshot,
+                        }
                     };
-                    self.cache.put(&stream, &model, sequence, snapshot_sequence);
+                    self.cache.put(&stream, &model, at);
                     return Ok(Committed {
                         model,
                         events,

@@ -16,14 +16,22 @@ use crate::upcast::ModelEventUpcaster;
 /// changes: snapshots of another schema are ignored (the stream is replayed) and replaced.
 pub const SCHEMA: &str = "ProcessModel/1";
 
-/// A snapshot is written when the stream has grown this many events past the last one.
+/// A snapshot is written when the stream has grown this many events past the last one…
 pub const EVERY: usize = 100;
+
+/// … or when the events after the last one hold this many bytes of JSON: a model saved
+/// over and over with a large editor JSON (every save carries all of it) would otherwise
+/// make each load decode up to 99 copies of it. With 16 KB of editor JSON that is a snapshot
+/// every 16 saves; a model whose every save is larger is snapshotted on each.
+pub const EVERY_BYTES: usize = 256 * 1024;
 
 /// A model loaded through its snapshot: the context to decide and commit on, and the
 /// snapshot's sequence (0 without one).
 pub(crate) struct Loaded {
     pub(crate) context: EventStoreAggregateContext<ProcessModel>,
     pub(crate) snapshot_sequence: usize,
+    /// The JSON bytes of the events after the snapshot (see [`EVERY_BYTES`]).
+    pub(crate) bytes_since_snapshot: usize,
 }
 
 impl crate::cache::CachedModel {
@@ -33,10 +41,11 @@ impl crate::cache::CachedModel {
             context: EventStoreAggregateContext {
                 aggregate_id: stream.to_owned(),
                 aggregate: self.model,
-                current_sequence: self.sequence,
+                current_sequence: self.at.sequence,
                 current_snapshot: None,
             },
-            snapshot_sequence: self.snapshot_sequence,
+            snapshot_sequence: self.at.snapshot_sequence,
+            bytes_since_snapshot: self.at.bytes_since_snapshot,
         }
     }
 }
@@ -73,6 +82,10 @@ pub(crate) async fn load(
     }
     let (mut aggregate, snapshot_sequence) = start;
     let mut current_sequence = snapshot_sequence;
+    let bytes_since_snapshot = events
+        .iter()
+        .map(|event| domain::values::json_size(&event.payload))
+        .sum();
     let upcaster = ModelEventUpcaster;
     for event in events {
         let event = if upcaster.can_upcast(&event.event_type, &event.event_version) {
@@ -94,12 +107,14 @@ pub(crate) async fn load(
             current_snapshot: None,
         },
         snapshot_sequence,
+        bytes_since_snapshot,
     })
 }
 
-/// Whether a stream now at `sequence`, last snapshotted at `snapshot_sequence`, is due.
-pub(crate) fn due(sequence: usize, snapshot_sequence: usize) -> bool {
-    sequence >= snapshot_sequence + EVERY
+/// Whether a stream now at `sequence`, last snapshotted at `snapshot_sequence` with
+/// `bytes_since` bytes of event JSON after that, is due.
+pub(crate) fn due(sequence: usize, snapshot_sequence: usize, bytes_since: usize) -> bool {
+    sequence >= snapshot_sequence + EVERY || bytes_since >= EVERY_BYTES
 }
 
 /// Stores `model` as the state at `sequence`; whether it was stored. A failure costs only
@@ -131,10 +146,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_snapshot_is_due_every_hundred_events() {
-        assert!(!due(99, 0));
-        assert!(due(100, 0));
-        assert!(!due(150, 100));
-        assert!(due(201, 100));
+    fn a_snapshot_is_due_every_hundred_events_or_every_quarter_mebibyte() {
+        assert!(!due(99, 0, 0));
+        assert!(due(100, 0, 0));
+        assert!(!due(150, 100, 0));
+        assert!(due(201, 100, 0));
+        assert!(!due(120, 100, EVERY_BYTES - 1));
+        assert!(due(120, 100, EVERY_BYTES));
     }
 }

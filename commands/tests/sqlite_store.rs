@@ -14,7 +14,8 @@ use common::{create, metadata, rename};
 use cqrs_es::persist::SerializedEvent;
 use domain::process_model::CreateModel;
 use domain::{
-    ModelAction, ModelId, ModelKey, ModelName, ProcessModelCommand, ProcessModelError, TenantId,
+    EditorJson, ModelAction, ModelId, ModelKey, ModelName, ProcessModelCommand, ProcessModelError,
+    TenantId,
 };
 use serde_json::json;
 
@@ -162,6 +163,74 @@ async fn snapshot_of(scratch: &Scratch, id: ModelId) -> Option<(i64, String)> {
         .fetch_optional(scratch.store.pool())
         .await
         .expect("snapshot row")
+}
+
+#[tokio::test]
+async fn a_stream_of_large_saves_is_snapshotted_by_its_bytes_before_a_hundred_events() {
+    let scratch = Scratch::new().await;
+    let service = CommandService::sqlite(scratch.store.pool().clone());
+    let tenant = TenantId::new("acme");
+    let (id, create) = create(&tenant, "saves", "Saves");
+    service
+        .execute(id, create, &metadata())
+        .await
+        .expect("create");
+    // Each save carries ≈ 40 KB of editor JSON: the events pass `EVERY_BYTES` after the
+    // seventh save (the create's empty canvas is small).
+    let save = |n: usize| ProcessModelCommand {
+        tenant_id: tenant.clone(),
+        expected_revision: None,
+        action: ModelAction::ReplaceModelJson(
+            EditorJson::parse(json!({
+                "resourceId": "canvas",
+                "stencil": {"id": "BPMNDiagram"},
+                "properties": {"documentation": format!("save {n} {}", "x".repeat(40_000))},
+                "childShapes": []
+            }))
+            .expect("editor JSON"),
+        ),
+    };
+    for n in 1..=6 {
+        service
+            .execute(id, save(n), &metadata())
+            .await
+            .expect("save");
+    }
+    assert_eq!(
+        snapshot_of(&scratch, id).await,
+        None,
+        "240 KB of saves so far"
+    );
+    service
+        .execute(id, save(7), &metadata())
+        .await
+        .expect("save");
+    assert_eq!(
+        snapshot_of(&scratch, id).await,
+        Some((8, commands::snapshot::SCHEMA.to_owned())),
+        "written when the saves passed {} bytes",
+        commands::snapshot::EVERY_BYTES
+    );
+    // The count starts again after a snapshot, also for a server that loads the model.
+    let service = CommandService::sqlite(scratch.store.pool().clone());
+    for n in 8..=13 {
+        service
+            .execute(id, save(n), &metadata())
+            .await
+            .expect("save");
+    }
+    assert_eq!(snapshot_of(&scratch, id).await.map(|s| s.0), Some(8));
+    service
+        .execute(id, save(14), &metadata())
+        .await
+        .expect("save");
+    assert_eq!(snapshot_of(&scratch, id).await.map(|s| s.0), Some(15));
+    let through_snapshot = service.load(id).await.expect("load");
+    sqlx::query("DELETE FROM aggregate_snapshots")
+        .execute(scratch.store.pool())
+        .await
+        .expect("drop snapshots");
+    assert_eq!(service.load(id).await.expect("replay"), through_snapshot);
 }
 
 #[tokio::test]
