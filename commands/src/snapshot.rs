@@ -2,7 +2,8 @@
 //! only the events after it, so a command's cost does not grow with the history
 //! (docs/performance.md, finding 4). cqrs-es 0.5's own snapshot modes are not used (DESIGN
 //! §2): the event store stays the only source of truth and a snapshot is a cache the service
-//! writes after a commit, every [`EVERY`] events, and may always ignore.
+//! writes after a commit, every [`EVERY`] events or [`EVERY_BYTES`] of event JSON, and may
+//! always ignore.
 
 use cqrs_es::persist::EventStoreAggregateContext;
 use cqrs_es::persist::{EventUpcaster, PersistenceError};
