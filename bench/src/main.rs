@@ -95,6 +95,11 @@ pub struct Args {
     /// Events of the short and of the long history in the history scenario.
     #[arg(long, value_delimiter = ',', default_value = "10,1000")]
     history_lengths: Vec<usize>,
+    /// The history models' events after the create are editor saves of the `--fixture` JSON
+    /// (`ModelJsonReplaced`, ≈ 16 KB each) instead of description edits: what an editor's
+    /// autosave leaves, and what loading such a model costs.
+    #[arg(long)]
+    history_saves: bool,
     /// Aggregates per history length (default: 4 per client).
     #[arg(long)]
     history_aggregates: Option<usize>,
@@ -229,6 +234,8 @@ struct Bench<'a> {
     publishable_template: Option<TemplateEvent>,
     /// The editor JSON of the seeded models (`--seed-editor-json`), else the template's.
     seed_model_json: Option<Value>,
+    /// A save of the fixture (`--history-saves`): the history models' later events.
+    saved: Option<TemplateEvent>,
     starts: u32,
     /// Load runs so far (each gets its own seed).
     runs: u64,
@@ -334,6 +341,29 @@ async fn run(args: &Args, server_url: &str, database: &str) -> anyhow::Result<()
         None => None,
     };
 
+    let saved = match (args.history_saves, &fixture) {
+        (false, _) => None,
+        (true, Some(model)) => {
+            put_json(
+                &client,
+                &bearer,
+                &format!("{base}/api/v1/process-models/{seed_id}/model"),
+                model,
+            )
+            .await?;
+            let events = db::template_events(&pool, &seed_id).await?;
+            Some(
+                events
+                    .get(2)
+                    .cloned()
+                    .context("the template model has no save after its edit")?,
+            )
+        }
+        (true, None) => bail!(
+            "--history-saves needs the fixture {}",
+            args.fixture.display()
+        ),
+    };
     let seed_model_json = match (args.seed_editor_json, &fixture) {
         (false, _) => None,
         (true, Some(model)) => Some(model.clone()),
@@ -370,6 +400,7 @@ async fn run(args: &Args, server_url: &str, database: &str) -> anyhow::Result<()
         changed,
         publishable_template,
         seed_model_json,
+        saved,
         starts: 1,
         runs: 0,
     };
@@ -432,8 +463,13 @@ impl Bench<'_> {
             self.restart(&[("APP_COMMANDS__STATE_CACHE_BYTES".to_owned(), "0".to_owned())])
                 .await?;
             let lengths = &args.history_lengths;
+            let events = if self.saved.is_some() {
+                "events (editor saves)"
+            } else {
+                "events"
+            };
             let note = |n: usize| {
-                format!("models with {n} events, PATCH without If-Match, state cache off")
+                format!("models with {n} {events}, PATCH without If-Match, state cache off")
             };
             let short = note(lengths.first().copied().unwrap_or(10));
             let long = note(lengths.get(1).copied().unwrap_or(1000));
@@ -729,6 +765,17 @@ impl Bench<'_> {
                         .push(id.to_string(), 1, &self.created, payload)
                         .await?;
                     for sequence in 2..=len {
+                        if let Some(saved) = &self.saved {
+                            writer
+                                .push(
+                                    id.to_string(),
+                                    sequence as i64,
+                                    saved,
+                                    saved.payload.to_string(),
+                                )
+                                .await?;
+                            continue;
+                        }
                         let payload = db::with_fields(
                             &self.changed.payload,
                             &[("description", json!(format!("edit {sequence}")))],
@@ -1194,21 +1241,38 @@ async fn post_json(
         .with_context(|| format!("no id in {body}"))
 }
 
+async fn put_json(
+    client: &reqwest::Client,
+    bearer: &str,
+    url: &str,
+    body: &Value,
+) -> anyhow::Result<()> {
+    send_json(client.put(url), bearer, url, body).await
+}
+
 async fn patch_json(
     client: &reqwest::Client,
     bearer: &str,
     url: &str,
     body: &Value,
 ) -> anyhow::Result<()> {
-    let response = client
-        .patch(url)
+    send_json(client.patch(url), bearer, url, body).await
+}
+
+async fn send_json(
+    request: reqwest::RequestBuilder,
+    bearer: &str,
+    url: &str,
+    body: &Value,
+) -> anyhow::Result<()> {
+    let response = request
         .header("Authorization", bearer)
         .json(body)
         .send()
         .await?;
     let status = response.status();
     if !status.is_success() {
-        bail!("PATCH {url}: {status}: {}", response.text().await?);
+        bail!("{url}: {status}: {}", response.text().await?);
     }
     Ok(())
 }
