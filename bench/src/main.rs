@@ -311,10 +311,11 @@ async fn run(args: &Args, server_url: &str, database: &str) -> anyhow::Result<()
                 "description": "A seeded process model"}),
     )
     .await?;
-    patch_json(
-        &client,
+    let url = format!("{base}/api/v1/process-models/{seed_id}");
+    send_json(
+        client.patch(&url),
         &bearer,
-        &format!("{base}/api/v1/process-models/{seed_id}"),
+        &url,
         &json!({"description": "edited"}),
     )
     .await?;
@@ -344,13 +345,8 @@ async fn run(args: &Args, server_url: &str, database: &str) -> anyhow::Result<()
     let saved = match (args.history_saves, &fixture) {
         (false, _) => None,
         (true, Some(model)) => {
-            put_json(
-                &client,
-                &bearer,
-                &format!("{base}/api/v1/process-models/{seed_id}/model"),
-                model,
-            )
-            .await?;
+            let url = format!("{base}/api/v1/process-models/{seed_id}/model");
+            send_json(client.put(&url), &bearer, &url, model).await?;
             let events = db::template_events(&pool, &seed_id).await?;
             Some(
                 events
@@ -1241,24 +1237,7 @@ async fn post_json(
         .with_context(|| format!("no id in {body}"))
 }
 
-async fn put_json(
-    client: &reqwest::Client,
-    bearer: &str,
-    url: &str,
-    body: &Value,
-) -> anyhow::Result<()> {
-    send_json(client.put(url), bearer, url, body).await
-}
-
-async fn patch_json(
-    client: &reqwest::Client,
-    bearer: &str,
-    url: &str,
-    body: &Value,
-) -> anyhow::Result<()> {
-    send_json(client.patch(url), bearer, url, body).await
-}
-
+/// Sends `body` as JSON with `request` (a PUT or PATCH of `url`); an error unless 2xx.
 async fn send_json(
     request: reqwest::RequestBuilder,
     bearer: &str,
