@@ -157,6 +157,19 @@ async fn concurrent_creates_of_one_key_yield_one_model() {
     assert_eq!(history.len(), 1);
 }
 
+/// A fresh store and service with model `key` of tenant `acme` created.
+async fn one_model(key: &str) -> (Scratch, CommandService, TenantId, ModelId) {
+    let scratch = Scratch::new().await;
+    let service = CommandService::sqlite(scratch.store.pool().clone());
+    let tenant = TenantId::new("acme");
+    let (id, create) = create(&tenant, key, key);
+    service
+        .execute(id, create, &metadata())
+        .await
+        .expect("create");
+    (scratch, service, tenant, id)
+}
+
 async fn snapshot_of(scratch: &Scratch, id: ModelId) -> Option<(i64, String)> {
     sqlx::query_as("SELECT sequence, schema FROM aggregate_snapshots WHERE aggregate_id = ?")
         .bind(id.to_string())
@@ -167,14 +180,7 @@ async fn snapshot_of(scratch: &Scratch, id: ModelId) -> Option<(i64, String)> {
 
 #[tokio::test]
 async fn a_stream_of_large_saves_is_snapshotted_by_its_bytes_before_a_hundred_events() {
-    let scratch = Scratch::new().await;
-    let service = CommandService::sqlite(scratch.store.pool().clone());
-    let tenant = TenantId::new("acme");
-    let (id, create) = create(&tenant, "saves", "Saves");
-    service
-        .execute(id, create, &metadata())
-        .await
-        .expect("create");
+    let (scratch, service, tenant, id) = one_model("saves").await;
     // Each save carries ≈ 40 KB of editor JSON: the events pass `EVERY_BYTES` after the
     // seventh save (the create's empty canvas is small).
     let save = |n: usize| ProcessModelCommand {
@@ -235,14 +241,7 @@ async fn a_stream_of_large_saves_is_snapshotted_by_its_bytes_before_a_hundred_ev
 
 #[tokio::test]
 async fn long_streams_load_from_a_snapshot_to_the_same_state_as_a_replay() {
-    let scratch = Scratch::new().await;
-    let service = CommandService::sqlite(scratch.store.pool().clone());
-    let tenant = TenantId::new("acme");
-    let (id, create) = create(&tenant, "long", "Long");
-    service
-        .execute(id, create, &metadata())
-        .await
-        .expect("create");
+    let (scratch, service, tenant, id) = one_model("long").await;
     for n in 1..=249 {
         let committed = service
             .execute(id, rename(&tenant, &format!("Name {n}"), None), &metadata())

@@ -84,18 +84,17 @@ impl Projector for ModelsProjector {
             return Ok(());
         }
         let mut ids = Vec::with_capacity(events.len());
+        let mut with_json = Vec::new();
         for event in &events {
             let id = Uuid::parse_str(&event.aggregate_id)
                 .map_err(|e| ProjectionError::failed(event.global_position, e))?;
             ids.push(id);
+            if fold::reads_model_json(&event.event_type) {
+                with_json.push(id);
+            }
         }
         ids.sort_unstable();
         ids.dedup();
-        let mut with_json: Vec<Uuid> = events
-            .iter()
-            .filter(|e| fold::reads_model_json(&e.event_type))
-            .filter_map(|e| Uuid::parse_str(&e.aggregate_id).ok())
-            .collect();
         with_json.sort_unstable();
         with_json.dedup();
         let (generation, existing) = store::load_models(tx, self.target, &ids, &with_json).await?;
