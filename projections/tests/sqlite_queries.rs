@@ -268,13 +268,16 @@ async fn versions_are_tenant_scoped_and_frozen() {
         (versions[0].version, versions[0].comment.as_deref()),
         (1, Some("go"))
     );
-    assert_eq!(versions[0].model_json, Value::Null);
+    assert_eq!(versions[0].model_json, Some(Value::Null));
     assert_eq!(versions[0].published_by.as_deref(), Some("alice"));
     let frozen = models::version(pool, "acme", id(A3), 1)
         .await
         .expect("version")
         .expect("v1");
-    assert_eq!(frozen.model_json, json!({"childShapes": [{"id": "start"}]}));
+    assert_eq!(
+        frozen.model_json,
+        Some(json!({"childShapes": [{"id": "start"}]}))
+    );
     assert!(models::version(pool, "globex", id(A3), 1)
         .await
         .expect("version")

@@ -41,46 +41,74 @@ fn valid_model() -> Value {
     })
 }
 
+/// Sends a request of the scenario and insists that it succeeded.
+async fn succeed(request: reqwest::RequestBuilder, what: &str) -> reqwest::Response {
+    let response = request.send().await.expect(what);
+    assert!(
+        response.status().is_success(),
+        "{what}: {}",
+        response.status()
+    );
+    response
+}
+
 async fn use_the_service(app: &TestApp, token: &str) {
     for n in 0..6 {
         let key = format!("m{n}");
-        let response = app
-            .request(Method::POST, MODELS, token)
-            .json(&json!({"key": key, "name": format!("Model {n}"), "modelJson": valid_model()}))
-            .send()
-            .await
-            .expect("create");
+        let response = succeed(
+            app.request(Method::POST, MODELS, token).json(
+                &json!({"key": key, "name": format!("Model {n}"), "modelJson": valid_model()}),
+            ),
+            "create",
+        )
+        .await;
         let id = response.json::<Value>().await.expect("json")["id"]
             .as_str()
             .expect("id")
             .to_owned();
         let path = |s: &str| format!("{MODELS}/{id}{s}");
-        app.request(Method::POST, &path("/publish"), token)
-            .send()
-            .await
-            .expect("publish");
+        succeed(
+            app.request(Method::POST, &path("/publish"), token),
+            "publish",
+        )
+        .await;
         if n % 2 == 0 {
-            app.request(Method::PATCH, &path(""), token)
-                .json(&json!({"name": format!("Renamed {n}")}))
-                .send()
-                .await
-                .expect("patch");
-            app.request(Method::POST, &path("/publish"), token)
-                .json(&json!({"comment": "second"}))
-                .send()
-                .await
-                .expect("publish");
+            succeed(
+                app.request(Method::PATCH, &path(""), token)
+                    .json(&json!({"name": format!("Renamed {n}")})),
+                "patch",
+            )
+            .await;
+            succeed(
+                app.request(Method::POST, &path("/publish"), token)
+                    .json(&json!({"comment": "second"})),
+                "publish",
+            )
+            .await;
         }
         if n % 3 == 0 {
-            app.request(Method::POST, &path("/archive"), token)
-                .send()
-                .await
-                .expect("archive");
-            app.request(Method::POST, &path("/restore"), token)
-                .json(&json!({"version": 1}))
-                .send()
-                .await
-                .expect("restore");
+            // Edited after its publishes, then version 1 restored: a rebuild folds all of
+            // this in one batch, where version 1 freezes the JSON stored before the batch
+            // and the restore must bring it back over the edit.
+            let mut edited = valid_model();
+            edited["properties"] = json!({"documentation": format!("edited {n}")});
+            succeed(
+                app.request(Method::PUT, &path("/model"), token)
+                    .json(&edited),
+                "replace model JSON",
+            )
+            .await;
+            succeed(
+                app.request(Method::POST, &path("/archive"), token),
+                "archive",
+            )
+            .await;
+            succeed(
+                app.request(Method::POST, &path("/restore"), token)
+                    .json(&json!({"version": 1})),
+                "restore",
+            )
+            .await;
         }
     }
 }
@@ -126,6 +154,15 @@ async fn a_rebuild_reproduces_the_read_tables_and_the_live_projector_carries_on(
     use_the_service(&app, &token).await;
     let before = snapshot(&app).await;
     assert_eq!(before.0.len(), 6);
+    // Each published version froze the JSON of its time (the copy inside the database), and
+    // restoring version 1 undid the edit that followed the publishes.
+    assert_eq!(before.1.len(), 9);
+    for version in &before.1 {
+        assert_eq!(version["model_json"], valid_model(), "{version}");
+    }
+    for model in &before.0 {
+        assert_eq!(model["model_json"], valid_model(), "{model}");
+    }
 
     let response = app
         .request(

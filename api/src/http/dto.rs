@@ -299,7 +299,7 @@ impl From<projections::models::VersionRow> for VersionResponse {
             version: u32::try_from(row.version).unwrap_or_default(),
             key: row.process_key,
             name: row.name,
-            model_json: row.model_json,
+            model_json: row.model_json.unwrap_or_default(),
             comment: row.comment,
             published_by: row.published_by,
             published_time: row.published_time,

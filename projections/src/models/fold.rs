@@ -1,7 +1,5 @@
 //! Folding a batch of `ProcessModel` events into row images, in memory.
 
-use std::collections::HashSet;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::ProcessModelEvent;
@@ -14,13 +12,6 @@ use crate::error::ProjectionError;
 use crate::event::StoredEvent;
 
 pub(crate) const AGGREGATE_TYPE: &str = "ProcessModel";
-
-/// Whether folding an event of this type reads the model's current editor JSON (a publish
-/// freezes it into the version row): the rows of the models a batch publishes are loaded
-/// with their editor JSON, the others without it ([`ModelRow::model_json`]).
-pub(crate) fn reads_model_json(event_type: &str) -> bool {
-    event_type == "ModelPublished"
-}
 
 /// Where the fold finds a version published before the batch (a restore copies its JSON):
 /// the only thing it reads from the database, so each backend supplies its own.
@@ -51,20 +42,18 @@ impl VersionLookup for PgVersions<'_> {
     }
 }
 
+/// The fold of a batch. A row's or version's editor JSON is `Some` where an event of the
+/// batch set it, `None` where it is the model's JSON as stored before the batch (never read:
+/// it is often tens of KB stored out of line, and the writes copy it inside the database).
 pub(crate) struct Batch {
     rows: Rows,
     versions: Vec<VersionRow>,
-    /// Models whose editor JSON an event of the batch set (not merely loaded).
-    json_set: HashSet<Uuid>,
 }
 
-/// A folded batch: the final image of every touched row, the versions it published, and
-/// the models whose editor JSON it set (the others' needs no writing, even if it was loaded
-/// for a publish).
+/// A folded batch: the final image of every touched row and the versions it published.
 pub(crate) struct Folded {
     pub(crate) rows: Vec<ModelRow>,
     pub(crate) versions: Vec<VersionRow>,
-    pub(crate) json_set: HashSet<Uuid>,
 }
 
 /// Who and when, from the event's metadata (the command's time; the store's time if absent).
@@ -88,7 +77,6 @@ impl Batch {
         Self {
             rows,
             versions: Vec::new(),
-            json_set: HashSet::new(),
         }
     }
 
@@ -102,7 +90,6 @@ impl Batch {
         let payload: ProcessModelEvent = crate::upcast::decode_model_event(event)?;
         let (user, time) = provenance(event);
         if let ProcessModelEvent::ModelCreated(created) = payload {
-            self.json_set.insert(id);
             self.rows.insert(
                 id,
                 ModelRow {
@@ -146,19 +133,15 @@ impl Batch {
             }
             ProcessModelEvent::ModelJsonReplaced(replaced) => {
                 row.model_json = Some(replaced.model_json.into_value());
-                self.json_set.insert(id);
             }
             ProcessModelEvent::DraftVersionOpened(opened) => {
                 row.version = opened.version as i32;
                 row.status = "DRAFT".into();
             }
             ProcessModelEvent::ModelPublished(published) => {
-                let model_json = row.model_json.clone().ok_or_else(|| {
-                    ProjectionError::failed(
-                        event.global_position,
-                        format!("model {id} was loaded without the editor JSON it publishes"),
-                    )
-                })?;
+                // `None`: the JSON stored before the batch, which no event before this one
+                // changed; the version's insert copies it from the row.
+                let model_json = row.model_json.clone();
                 row.status = "PUBLISHED".into();
                 self.versions.push(VersionRow {
                     model_id: id,
@@ -184,19 +167,19 @@ impl Batch {
                         .rev()
                         .find(|v| v.model_id == id && v.version == from)
                         .map(|v| v.model_json.clone());
-                    let content = match in_batch {
-                        Some(content) => Some(content),
-                        None => versions.version_json(id, from).await?,
+                    // A version published earlier in the batch may hold the JSON stored
+                    // before it (`None`): the row then gets that value back.
+                    row.model_json = match in_batch {
+                        Some(content) => content,
+                        None => Some(versions.version_json(id, from).await?.ok_or_else(|| {
+                            ProjectionError::failed(
+                                event.global_position,
+                                format!(
+                                    "model {id} restores version {from}, which was never published"
+                                ),
+                            )
+                        })?),
                     };
-                    self.json_set.insert(id);
-                    row.model_json = Some(content.ok_or_else(|| {
-                        ProjectionError::failed(
-                            event.global_position,
-                            format!(
-                                "model {id} restores version {from}, which was never published"
-                            ),
-                        )
-                    })?);
                 }
             }
         }
@@ -210,7 +193,138 @@ impl Batch {
         Folded {
             rows,
             versions: self.versions,
-            json_set: self.json_set,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::process_model::{
+        DraftVersionOpened, ModelJsonReplaced, ModelPublished, ModelRestored,
+    };
+    use domain::upcast::MODEL_RESTORED_V2;
+    use domain::EditorJson;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    const ID: &str = "6f1f4a52-7c8e-4c83-9d1c-2f0c7a4e9b01";
+
+    /// Versions published before the batch: none here; a lookup would be a bug.
+    struct NoVersions;
+
+    #[async_trait]
+    impl VersionLookup for NoVersions {
+        async fn version_json(
+            &mut self,
+            model_id: Uuid,
+            version: i32,
+        ) -> Result<Option<Value>, sqlx::Error> {
+            panic!("looked up version {version} of {model_id}, which the batch holds");
+        }
+    }
+
+    fn stored(sequence: i64, event: ProcessModelEvent) -> StoredEvent {
+        let payload = serde_json::to_value(&event).expect("event JSON");
+        let event_type = payload
+            .as_object()
+            .and_then(|variant| variant.keys().next())
+            .expect("{\"<EventType>\": {…}}")
+            .clone();
+        let event_version = match event {
+            ProcessModelEvent::ModelRestored(_) => MODEL_RESTORED_V2,
+            _ => "1.0",
+        };
+        StoredEvent {
+            global_position: sequence,
+            tx_id: 1,
+            aggregate_type: AGGREGATE_TYPE.into(),
+            aggregate_id: ID.into(),
+            sequence,
+            event_type,
+            event_version: event_version.into(),
+            payload,
+            metadata: json!({"user_id": "alice"}),
+            recorded_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    /// A draft at version 1 as loaded by a projector batch: without its editor JSON.
+    fn loaded_draft() -> Rows {
+        let id = Uuid::parse_str(ID).expect("uuid");
+        let row = ModelRow {
+            id,
+            tenant_id: "acme".into(),
+            process_key: "order".into(),
+            name: "Order".into(),
+            category: None,
+            description: None,
+            version: 1,
+            status: "DRAFT".into(),
+            model_json: None,
+            created_by: Some("alice".into()),
+            created_time: DateTime::<Utc>::UNIX_EPOCH,
+            updated_by: Some("alice".into()),
+            updated_time: DateTime::<Utc>::UNIX_EPOCH,
+            revision: 1,
+        };
+        Rows::from([(id, row)])
+    }
+
+    #[tokio::test]
+    async fn a_publish_freezes_the_stored_json_and_a_later_restore_of_it_undoes_an_edit() {
+        let edited = json!({"childShapes": [], "properties": {"documentation": "edited"}});
+        let events = [
+            stored(
+                2,
+                ProcessModelEvent::ModelPublished(ModelPublished {
+                    version: 1,
+                    comment: None,
+                }),
+            ),
+            stored(
+                3,
+                ProcessModelEvent::DraftVersionOpened(DraftVersionOpened { version: 2 }),
+            ),
+            stored(
+                4,
+                ProcessModelEvent::ModelJsonReplaced(ModelJsonReplaced {
+                    model_json: EditorJson::parse(edited.clone()).expect("editor JSON"),
+                }),
+            ),
+        ];
+        let mut batch = Batch::new(loaded_draft());
+        for event in &events {
+            batch.apply(&mut NoVersions, event).await.expect("apply");
+        }
+        let edited_only = batch.finish();
+        assert_eq!(edited_only.versions.len(), 1);
+        assert_eq!(
+            edited_only.versions[0].model_json, None,
+            "version 1 copies the JSON stored before the batch"
+        );
+        assert_eq!(edited_only.rows[0].model_json.as_ref(), Some(&edited));
+
+        let mut batch = Batch::new(loaded_draft());
+        for event in &events {
+            batch.apply(&mut NoVersions, event).await.expect("apply");
+        }
+        let restore = stored(
+            5,
+            ProcessModelEvent::ModelRestored(ModelRestored {
+                version: 2,
+                source_version: Some(1),
+            }),
+        );
+        batch.apply(&mut NoVersions, &restore).await.expect("apply");
+        let restored = batch.finish();
+        assert_eq!(
+            restored.rows[0].model_json, None,
+            "the restore brings back the stored JSON, which the write keeps"
+        );
+        assert_eq!(
+            (restored.rows[0].version, restored.rows[0].status.as_str()),
+            (2, "DRAFT")
+        );
     }
 }

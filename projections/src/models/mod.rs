@@ -84,20 +84,14 @@ impl Projector for ModelsProjector {
             return Ok(());
         }
         let mut ids = Vec::with_capacity(events.len());
-        let mut with_json = Vec::new();
         for event in &events {
             let id = Uuid::parse_str(&event.aggregate_id)
                 .map_err(|e| ProjectionError::failed(event.global_position, e))?;
             ids.push(id);
-            if fold::reads_model_json(&event.event_type) {
-                with_json.push(id);
-            }
         }
         ids.sort_unstable();
         ids.dedup();
-        with_json.sort_unstable();
-        with_json.dedup();
-        let (generation, existing) = store::load_models(tx, self.target, &ids, &with_json).await?;
+        let (generation, existing) = store::load_models(tx, self.target, &ids).await?;
         let stored: HashSet<Uuid> = existing.iter().map(|row| row.id).collect();
         let mut batch = fold::Batch::new(existing.into_iter().map(|row| (row.id, row)).collect());
         let mut versions = fold::PgVersions {
@@ -108,21 +102,16 @@ impl Projector for ModelsProjector {
             batch.apply(&mut versions, event).await?;
         }
         let fold::Folded {
-            rows: mut models,
+            rows: models,
             versions,
-            json_set,
         } = batch.finish();
         if let Some(handover) = &self.handover {
             handover.stage(&models);
         }
-        // An editor JSON loaded only to freeze it into a version is stored already.
-        for row in &mut models {
-            if !json_set.contains(&row.id) {
-                row.model_json = None;
-            }
-        }
+        // Versions first: one that freezes the JSON stored before the batch copies it from
+        // the row, before the row is rewritten.
+        store::insert_versions(tx, generation, versions).await?;
         store::write_models(tx, generation, models, &stored).await?;
-        store::insert_versions(tx, generation, &versions).await?;
         Ok(())
     }
 

@@ -21,8 +21,8 @@ pub struct ModelRow {
     pub version: i32,
     pub status: String,
     /// The editor JSON; `None` where the row was read without it: a list page, or a
-    /// projector batch that does not change or publish it (writing the row then keeps the
-    /// stored value, see [`write_models`]).
+    /// projector batch that did not change it (writing the row then keeps the stored value,
+    /// see [`write_models`]).
     pub model_json: Option<serde_json::Value>,
     pub created_by: Option<String>,
     pub created_time: DateTime<Utc>,
@@ -39,28 +39,28 @@ pub struct VersionRow {
     pub tenant_id: String,
     pub process_key: String,
     pub name: String,
-    pub model_json: serde_json::Value,
+    /// The frozen editor JSON; `None` in a projector batch where it is the model's JSON as
+    /// stored before the batch ([`insert_versions`] copies it from the row).
+    pub model_json: Option<serde_json::Value>,
     pub comment: Option<String>,
     pub published_by: Option<String>,
     pub published_time: DateTime<Utc>,
 }
 
-/// The generation `target` writes and its rows among `ids`, in one statement; the editor
-/// JSON only of the rows among `with_json`. A model's editor JSON is often the bulk of its
-/// row (tens of KB, stored out of line): a batch that only renames or archives it neither
-/// reads nor rewrites it.
+/// The generation `target` writes and its rows among `ids`, in one statement, without their
+/// editor JSON. It is often the bulk of a row (tens of KB, stored out of line): a batch
+/// neither reads it nor rewrites it unless an event sets it, and a publish copies it inside
+/// the database ([`insert_versions`]).
 pub(super) async fn load_models(
     conn: &mut PgConnection,
     target: Target,
     ids: &[Uuid],
-    with_json: &[Uuid],
 ) -> Result<(i64, Vec<ModelRow>), sqlx::Error> {
     // The left join keeps one row (the generation, no model) when no model matches.
     let sql = format!(
         "WITH {TARGET_CTE}
          SELECT target.generation, m.id, m.tenant_id, m.process_key, m.name, m.category,
-                m.description, m.version, m.status,
-                CASE WHEN m.id = ANY($4) THEN m.model_json END AS model_json,
+                m.description, m.version, m.status, NULL::jsonb AS model_json,
                 m.created_by, m.created_time,
                 m.updated_by, m.updated_time, m.revision
            FROM target
@@ -70,7 +70,6 @@ pub(super) async fn load_models(
         .bind(target.fixed())
         .bind(FAMILY)
         .bind(ids)
-        .bind(with_json)
         .fetch_all(conn)
         .await?;
     let Some(first) = rows.first() else {
@@ -199,38 +198,63 @@ pub(super) async fn write_models(
     Ok(())
 }
 
-/// Adds published versions; a version row never changes once written.
+/// Adds published versions; a version row never changes once written. A version without
+/// its JSON (`None`) takes the model row's: call this before [`write_models`] rewrites the
+/// rows of the batch. Copied inside the database, the stored (compressed) value is neither
+/// sent, parsed nor compressed again.
 pub(super) async fn insert_versions(
     conn: &mut PgConnection,
     generation: i64,
-    rows: &[VersionRow],
+    rows: Vec<VersionRow>,
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
-    macro_rules! column {
-        ($field:ident) => {
-            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
-        };
+    let n = rows.len();
+    let mut model_id = Vec::with_capacity(n);
+    let mut version = Vec::with_capacity(n);
+    let mut tenant_id = Vec::with_capacity(n);
+    let mut process_key = Vec::with_capacity(n);
+    let mut name = Vec::with_capacity(n);
+    let mut model_json = Vec::with_capacity(n);
+    let mut comment = Vec::with_capacity(n);
+    let mut published_by = Vec::with_capacity(n);
+    let mut published_time = Vec::with_capacity(n);
+    for row in rows {
+        model_id.push(row.model_id);
+        version.push(row.version);
+        tenant_id.push(row.tenant_id);
+        process_key.push(row.process_key);
+        name.push(row.name);
+        model_json.push(row.model_json);
+        comment.push(row.comment);
+        published_by.push(row.published_by);
+        published_time.push(row.published_time);
     }
     sqlx::query(
         "INSERT INTO model_versions
              (generation, model_id, version, tenant_id, process_key, name, model_json, comment,
               published_by, published_time)
-         SELECT $1, * FROM UNNEST($2::uuid[], $3::int4[], $4::text[], $5::text[], $6::text[],
-                                  $7::jsonb[], $8::text[], $9::text[], $10::timestamptz[])
+         SELECT $1, v.model_id, v.version, v.tenant_id, v.process_key, v.name,
+                COALESCE(v.model_json, m.model_json), v.comment, v.published_by,
+                v.published_time
+           FROM UNNEST($2::uuid[], $3::int4[], $4::text[], $5::text[], $6::text[],
+                       $7::jsonb[], $8::text[], $9::text[], $10::timestamptz[])
+                AS v(model_id, version, tenant_id, process_key, name, model_json, comment,
+                     published_by, published_time)
+           LEFT JOIN process_models m ON m.generation = $1 AND m.id = v.model_id
          ON CONFLICT (generation, model_id, version) DO NOTHING",
     )
     .bind(generation)
-    .bind(column!(model_id))
-    .bind(column!(version))
-    .bind(column!(tenant_id))
-    .bind(column!(process_key))
-    .bind(column!(name))
-    .bind(column!(model_json))
-    .bind(column!(comment))
-    .bind(column!(published_by))
-    .bind(column!(published_time))
+    .bind(model_id)
+    .bind(version)
+    .bind(tenant_id)
+    .bind(process_key)
+    .bind(name)
+    .bind(model_json)
+    .bind(comment)
+    .bind(published_by)
+    .bind(published_time)
     .execute(conn)
     .await?;
     Ok(())

@@ -51,8 +51,8 @@ pub(crate) async fn apply(
         versions,
         ..
     } = batch.finish();
-    upsert(conn, &models).await?;
     insert_versions(conn, &versions).await?;
+    upsert(conn, &models).await?;
     Ok(())
 }
 
@@ -144,15 +144,17 @@ async fn upsert(conn: &mut SqliteConnection, rows: &[ModelRow]) -> Result<(), sq
     Ok(())
 }
 
-/// Adds published versions; a version row never changes once written.
+/// Adds published versions; a version row never changes once written. A version without
+/// its JSON (`None`: the JSON stored before the batch) takes the model row's, so this runs
+/// before [`upsert`] rewrites the rows.
 async fn insert_versions(
     conn: &mut SqliteConnection,
     rows: &[VersionRow],
 ) -> Result<(), sqlx::Error> {
     for chunk in rows.chunks(CHUNK) {
         let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO model_versions (model_id, version, tenant_id, process_key, name, \
-             model_json, comment, published_by, published_time) ",
+            "WITH v (model_id, version, tenant_id, process_key, name, model_json, comment, \
+             published_by, published_time) AS (",
         );
         query.push_values(chunk, |mut row, version| {
             row.push_bind(version.model_id)
@@ -165,7 +167,15 @@ async fn insert_versions(
                 .push_bind(&version.published_by)
                 .push_bind(to_text(version.published_time));
         });
-        query.push(" ON CONFLICT (model_id, version) DO NOTHING");
+        // `WHERE true`: without it SQLite would read `ON CONFLICT` as part of the join.
+        query.push(
+            ") INSERT INTO model_versions (model_id, version, tenant_id, process_key, name, \
+             model_json, comment, published_by, published_time) \
+             SELECT v.model_id, v.version, v.tenant_id, v.process_key, v.name, \
+             COALESCE(v.model_json, (SELECT m.model_json FROM process_models m \
+             WHERE m.id = v.model_id)), v.comment, v.published_by, v.published_time \
+             FROM v WHERE true ON CONFLICT (model_id, version) DO NOTHING",
+        );
         query.build().execute(&mut *conn).await?;
     }
     Ok(())
