@@ -13,7 +13,6 @@ pub mod service;
 pub mod snapshot;
 pub mod sqlite;
 pub mod store;
-pub mod upcast;
 
 pub use cache::StateCacheCounts;
 pub use error::CommandError;

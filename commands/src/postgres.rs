@@ -6,7 +6,9 @@ use sqlx::PgPool;
 use crate::history::{HistoryEvent, StorePosition};
 use cqrs_es::persist::SerializedEvent;
 
-use crate::store::{commit_head, split_stream, AppendError, EventLog, Snapshot};
+use crate::store::{
+    commit_head, split_stream, AppendError, EventLog, Snapshot, StoredSnapshot, StreamEvent,
+};
 
 /// One commit, one statement: an implicit transaction, so it is atomic without `BEGIN` and
 /// `COMMIT`, and the statement-level `NOTIFY` trigger fires once. `global_position`,
@@ -114,14 +116,14 @@ impl EventLog for PgEventLog {
         aggregate_type: &str,
         aggregate_id: &str,
         schema: &str,
-    ) -> Result<(Option<Snapshot>, Vec<SerializedEvent>), sqlx::Error> {
+    ) -> Result<(Option<StoredSnapshot>, Vec<StreamEvent>), sqlx::Error> {
         let rows = sqlx::query_as(
             "WITH s AS (
                  SELECT sequence, payload FROM aggregate_snapshots
                   WHERE aggregate_type = $1 AND aggregate_id = $2 AND schema = $3)
-             SELECT NULL::text, NULL::text, sequence, payload, 0 AS part FROM s
+             SELECT NULL::text, NULL::text, sequence, payload::text, 0 AS part FROM s
              UNION ALL
-             SELECT event_type, event_version, sequence, payload, 1 FROM events
+             SELECT event_type, event_version, sequence, payload::text, 1 FROM events
               WHERE aggregate_type = $1 AND aggregate_id = $2
                 AND sequence > coalesce((SELECT sequence FROM s), 0)
              ORDER BY part, sequence",
@@ -132,13 +134,9 @@ impl EventLog for PgEventLog {
         .fetch_all(&self.pool)
         .await?
         .into_iter()
-        .map(
-            |(t, v, s, p, _): (Option<String>, Option<String>, i64, serde_json::Value, i32)| {
-                (t, v, s, p)
-            },
-        )
+        .map(|(t, v, s, p, _): (Option<String>, Option<String>, i64, String, i32)| (t, v, s, p))
         .collect();
-        split_stream(aggregate_type, aggregate_id, schema, rows)
+        Ok(split_stream(rows))
     }
 
     async fn save_snapshot(

@@ -82,7 +82,7 @@ async fn a_commits_events_share_the_commit_id_of_its_first_position() {
         .load_stream("ProcessModel", "a", "none")
         .await
         .expect("load");
-    let sequences: Vec<usize> = loaded.iter().map(|e| e.sequence).collect();
+    let sequences: Vec<i64> = loaded.iter().map(|e| e.sequence).collect();
     assert_eq!(sequences, vec![1, 2, 3, 4, 5]);
 }
 

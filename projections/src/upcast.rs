@@ -3,7 +3,7 @@
 //! Stored events are never rewritten. When an event's shape changes, its `event_version`
 //! is raised and an upcaster here turns the old payload into the current one before it is
 //! deserialised, on replay (projections, rebuilds) exactly as on load (the command side
-//! registers the same upcasters with cqrs-es, see `commands::upcast`).
+//! calls the same upcasters, see `commands::snapshot`).
 //!
 //! Example (v1 → v2): `ModelPublished` 1.0 had `{"version", "comment"}`; nothing needed
 //! changing so far. See `docs/adr/0002-event-versioning.md` for the procedure.

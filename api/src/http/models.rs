@@ -553,7 +553,7 @@ async fn execute(
                 ModelWait::Row(row)
                     if row.tenant_id == caller.tenant_id && row.revision >= revision =>
                 {
-                    if let Some(row) = with_model_json(*row, &committed.model, revision) {
+                    if let Some(row) = with_model_json(*row, committed.model, revision) {
                         return Ok(Fresh::Yes(ModelResponse::from_row(row)));
                     }
                     true
@@ -581,13 +581,14 @@ async fn execute(
 /// The handed-over `row` with its editor JSON. The projector reads and writes a row's
 /// editor JSON only in a batch that changes or publishes it, so a row from a batch that did
 /// not comes without; at the command's own revision it is the command's result's. `None`
-/// when the row is without it and newer than the command (read the table instead).
-fn with_model_json(mut row: ModelRow, model: &ProcessModel, revision: i64) -> Option<ModelRow> {
+/// when the row is without it and newer than the command (read the table instead). The
+/// JSON is moved out of the result, not copied: it can be tens of KB.
+fn with_model_json(mut row: ModelRow, model: ProcessModel, revision: i64) -> Option<ModelRow> {
     if row.model_json.is_none() {
         if row.revision != revision {
             return None;
         }
-        row.model_json = Some(model.state()?.model_json.as_value().clone());
+        row.model_json = Some(model.into_state()?.model_json.into_value());
     }
     Some(row)
 }

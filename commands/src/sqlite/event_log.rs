@@ -12,7 +12,9 @@ use sqlx::SqlitePool;
 use crate::history::{HistoryEvent, StorePosition};
 use cqrs_es::persist::SerializedEvent;
 
-use crate::store::{commit_head, split_stream, AppendError, EventLog, Snapshot};
+use crate::store::{
+    commit_head, split_stream, AppendError, EventLog, Snapshot, StoredSnapshot, StreamEvent,
+};
 
 /// The first event of a commit takes the position it is about to get as the commit's id
 /// (`tx_id`); the others get the same id (see migrations/sqlite/0001_events.sql).
@@ -90,7 +92,7 @@ impl EventLog for SqliteEventLog {
         aggregate_type: &str,
         aggregate_id: &str,
         schema: &str,
-    ) -> Result<(Option<Snapshot>, Vec<SerializedEvent>), sqlx::Error> {
+    ) -> Result<(Option<StoredSnapshot>, Vec<StreamEvent>), sqlx::Error> {
         let rows = sqlx::query_as(
             "WITH s AS (
                  SELECT sequence, payload FROM aggregate_snapshots
@@ -108,13 +110,9 @@ impl EventLog for SqliteEventLog {
         .fetch_all(&self.pool)
         .await?
         .into_iter()
-        .map(
-            |(t, v, s, p, _): (Option<String>, Option<String>, i64, serde_json::Value, i64)| {
-                (t, v, s, p)
-            },
-        )
+        .map(|(t, v, s, p, _): (Option<String>, Option<String>, i64, String, i64)| (t, v, s, p))
         .collect();
-        split_stream(aggregate_type, aggregate_id, schema, rows)
+        Ok(split_stream(rows))
     }
 
     async fn save_snapshot(

@@ -80,6 +80,11 @@ impl ProcessModel {
         self.state.as_ref()
     }
 
+    /// The state, taken (what a command's answer is built from, without copying it).
+    pub fn into_state(self) -> Option<ModelState> {
+        self.state
+    }
+
     /// The state if the model exists and belongs to `tenant`.
     pub fn state_for(&self, tenant: &TenantId) -> Option<&ModelState> {
         self.state.as_ref().filter(|s| &s.tenant_id == tenant)
