@@ -8,6 +8,7 @@ use sqlx::Row;
 
 use crate::error::{FeedError, ProjectionError};
 use crate::position::Position;
+use crate::stored_json::StoredJson;
 
 /// A committed row of `events`, with its place in the feed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,8 +22,9 @@ pub struct StoredEvent {
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
-    pub payload: serde_json::Value,
-    pub metadata: serde_json::Value,
+    /// As stored; decoded only where it is read (see [`StoredJson`]).
+    pub payload: StoredJson,
+    pub metadata: StoredJson,
     pub recorded_at: DateTime<Utc>,
 }
 
@@ -33,7 +35,8 @@ impl StoredEvent {
         Position::new(self.tx_id, self.global_position)
     }
 
-    /// The payload as `T` (postgres-es stores it as `{"VariantName": {...}}`).
+    /// The payload as `T` (postgres-es stores it as `{"VariantName": {...}}`), decoded
+    /// from the stored text.
     pub fn decode_payload<T: DeserializeOwned>(&self) -> Result<T, ProjectionError> {
         self.decode(&self.payload)
     }
@@ -43,8 +46,8 @@ impl StoredEvent {
         self.decode(&self.metadata)
     }
 
-    fn decode<T: DeserializeOwned>(&self, value: &serde_json::Value) -> Result<T, ProjectionError> {
-        T::deserialize(value).map_err(|source| ProjectionError::Decode {
+    fn decode<T: DeserializeOwned>(&self, json: &StoredJson) -> Result<T, ProjectionError> {
+        serde_json::from_str(json.as_text()).map_err(|source| ProjectionError::Decode {
             global_position: self.global_position,
             event_type: self.event_type.clone(),
             source,
@@ -61,18 +64,19 @@ impl StoredEvent {
             sequence: row.try_get("sequence")?,
             event_type: row.try_get("event_type")?,
             event_version: row.try_get("event_version")?,
-            payload: row.try_get("payload")?,
-            metadata: row.try_get("metadata")?,
+            payload: StoredJson::from_store(row.try_get("payload")?),
+            metadata: StoredJson::from_store(row.try_get("metadata")?),
             recorded_at: row.try_get("recorded_at")?,
         })
     }
 }
 
 /// The select list [`StoredEvent::from_row`] expects. sqlx has no `xid8` type, so the
-/// transaction id travels as text.
+/// transaction id travels as text; so do the JSON columns, decoded only where read.
 pub(crate) const EVENT_COLUMNS: &str =
-    "global_position, tx_id::text AS tx_id_text, aggregate_type, \
-     aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
+    "global_position, tx_id::text AS tx_id_text, aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, payload::text AS payload, metadata::text AS metadata, \
+     recorded_at";
 
 /// An `xid8` selected as text.
 pub(crate) fn parse_tx_id(text: &str) -> Result<u64, FeedError> {
@@ -100,8 +104,8 @@ mod tests {
             sequence: 1,
             event_type: "ModelCreated".into(),
             event_version: "1.0".into(),
-            payload: serde_json::json!({"ModelCreated": {}}),
-            metadata: serde_json::json!({}),
+            payload: serde_json::json!({"ModelCreated": {}}).into(),
+            metadata: serde_json::json!({}).into(),
             recorded_at: DateTime::<Utc>::UNIX_EPOCH,
         };
         assert_eq!(event.position(), Position::new(700, 9));

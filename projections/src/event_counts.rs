@@ -60,8 +60,8 @@ mod tests {
             sequence: 1,
             event_type: kind.into(),
             event_version: "1.0".into(),
-            payload: json!({}),
-            metadata,
+            payload: json!({}).into(),
+            metadata: metadata.into(),
             recorded_at: Utc::now(),
         }
     }

@@ -16,6 +16,7 @@ pub mod rebuild;
 pub mod relay;
 pub mod runner;
 pub mod sqlite;
+mod stored_json;
 pub mod upcast;
 
 pub use checkpoint::Checkpoint;
@@ -28,3 +29,4 @@ pub use runner::{
     advisory_lock_key, Projector, ProjectorHandle, ProjectorRunner, RunnerConfig, RunnerState,
     RunnerStatus, DEFAULT_BATCH_BYTES,
 };
+pub use stored_json::StoredJson;

@@ -13,12 +13,16 @@ use domain::ProcessModelEvent;
 use crate::error::ProjectionError;
 use crate::event::StoredEvent;
 
-/// Decodes a `ProcessModel` event, upcasting older versions first.
+/// Decodes a `ProcessModel` event, upcasting older versions first (a current one is
+/// decoded straight from the stored text).
 pub fn decode_model_event(event: &StoredEvent) -> Result<ProcessModelEvent, ProjectionError> {
+    if !domain::upcast::needs_upcast(&event.event_type, &event.event_version) {
+        return event.decode_payload();
+    }
     let payload = domain::upcast::upcast_model_event(
         &event.event_type,
         &event.event_version,
-        event.payload.clone(),
+        event.payload.value().clone(),
     );
     serde_json::from_value(payload).map_err(|source| ProjectionError::Decode {
         global_position: event.global_position,

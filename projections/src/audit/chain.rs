@@ -193,10 +193,10 @@ fn extend(row: &mut AuditRow, event: &StoredEvent) {
         domain::upcast::upcast_model_event(
             &event.event_type,
             &event.event_version,
-            event.payload.clone(),
+            event.payload.value().clone(),
         )
     });
-    let payload = upcast.as_ref().unwrap_or(&event.payload);
+    let payload = upcast.as_ref().unwrap_or(event.payload.value());
     // postgres-es stores `{"Variant": {...}}`; other shapes are taken as they are.
     let body = payload.get(&event.event_type).unwrap_or(payload);
     if let Some(body) = body.as_object() {
@@ -245,9 +245,10 @@ mod tests {
             sequence: position,
             event_type: event_type.into(),
             event_version: "1.0".into(),
-            payload: json!({ event_type: {"version": position} }),
+            payload: json!({ event_type: {"version": position} }).into(),
             metadata: json!({"user_id": "u", "tenant_id": "t", "command": "UpdateModel",
-                             "time": "2026-01-02T03:04:05.123456Z", "correlation_id": "c"}),
+                             "time": "2026-01-02T03:04:05.123456Z", "correlation_id": "c"})
+            .into(),
             recorded_at: DateTime::<Utc>::UNIX_EPOCH,
         }
     }
@@ -258,7 +259,8 @@ mod tests {
             event_type: REJECTED.into(),
             payload: json!({"tenantId": "t", "command": "PublishModel",
                             "resourceType": "ProcessModel", "resourceId": "a",
-                            "reasonCode": "invalid-model", "reason": "no start event"}),
+                            "reasonCode": "invalid-model", "reason": "no start event"})
+            .into(),
             ..event(position, tx_id, "r", REJECTED)
         }
     }

@@ -243,8 +243,8 @@ mod tests {
             sequence,
             event_type,
             event_version: event_version.into(),
-            payload,
-            metadata: json!({"user_id": "alice"}),
+            payload: payload.into(),
+            metadata: json!({"user_id": "alice"}).into(),
             recorded_at: DateTime::<Utc>::UNIX_EPOCH,
         }
     }

@@ -105,8 +105,8 @@ impl Envelope {
             tenant_id: tenant_of(event),
             correlation_id: string_at(&event.metadata, METADATA_CORRELATION_ID),
             recorded_at: event.recorded_at,
-            payload: event.payload.clone(),
-            metadata: event.metadata.clone(),
+            payload: event.payload.value().clone(),
+            metadata: event.metadata.value().clone(),
             payload_omitted: false,
         }
     }
@@ -122,11 +122,13 @@ impl Envelope {
     }
 }
 
-/// The [`Envelope`] of a stored event, borrowed: the same JSON (field names and order),
-/// serialised without copying the event's strings and JSON trees.
+/// The fields of an [`Envelope`] before `payload`, borrowed from a stored event. The body
+/// is these, serialised, then the event's payload and metadata spliced in as the store
+/// holds their text ([`envelope_json`]): the same fields in the same order as [`Envelope`], without
+/// decoding and encoding the JSON the relay only passes on.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct EnvelopeRef<'a> {
+struct EnvelopeHead<'a> {
     global_position: i64,
     aggregate_type: &'a str,
     aggregate_id: &'a str,
@@ -136,13 +138,9 @@ struct EnvelopeRef<'a> {
     tenant_id: Option<&'a str>,
     correlation_id: Option<&'a str>,
     recorded_at: DateTime<Utc>,
-    payload: &'a Value,
-    metadata: &'a Value,
-    #[serde(skip_serializing_if = "is_false")]
-    payload_omitted: bool,
 }
 
-impl<'a> EnvelopeRef<'a> {
+impl<'a> EnvelopeHead<'a> {
     fn from_stored(event: &'a StoredEvent) -> Self {
         Self {
             global_position: event.global_position,
@@ -154,11 +152,35 @@ impl<'a> EnvelopeRef<'a> {
             tenant_id: tenant_ref(event),
             correlation_id: str_at(&event.metadata, METADATA_CORRELATION_ID),
             recorded_at: event.recorded_at,
-            payload: &event.payload,
-            metadata: &event.metadata,
-            payload_omitted: false,
         }
     }
+}
+
+/// The envelope JSON: `head`'s fields, then `payload` and `metadata` (JSON text; `None` is
+/// `null`), then `payloadOmitted` when true.
+fn envelope_json(
+    head: &EnvelopeHead<'_>,
+    payload: Option<&str>,
+    metadata: Option<&str>,
+    payload_omitted: bool,
+) -> Result<Vec<u8>, serde_json::Error> {
+    const NULL: &str = "null";
+    let payload = payload.unwrap_or(NULL);
+    let metadata = metadata.unwrap_or(NULL);
+    let mut body = Vec::with_capacity(320 + payload.len() + metadata.len());
+    serde_json::to_writer(&mut body, head)?;
+    // An object: drop its closing brace and go on with the remaining fields.
+    debug_assert_eq!(body.last(), Some(&b'}'));
+    body.pop();
+    body.extend_from_slice(b",\"payload\":");
+    body.extend_from_slice(payload.as_bytes());
+    body.extend_from_slice(b",\"metadata\":");
+    body.extend_from_slice(metadata.as_bytes());
+    if payload_omitted {
+        body.extend_from_slice(b",\"payloadOmitted\":true");
+    }
+    body.push(b'}');
+    Ok(body)
 }
 
 /// The tenant an event belongs to: for a rejection record (aggregate `CommandRejection`)
@@ -212,7 +234,7 @@ impl Outgoing {
         prefix: &str,
         max_payload: usize,
     ) -> Result<Self, serde_json::Error> {
-        let mut envelope = EnvelopeRef::from_stored(event);
+        let envelope = EnvelopeHead::from_stored(event);
         let subject = subject_for(
             prefix,
             envelope.tenant_id,
@@ -243,15 +265,14 @@ impl Outgoing {
         let header_bytes = headers_len(&headers) + 64;
         let fits = |body: &[u8]| header_bytes + subject.len() + body.len() <= max_payload;
 
-        let mut body = Vec::with_capacity(512);
-        serde_json::to_writer(&mut body, &envelope)?;
-        if !fits(&body) {
-            envelope.payload = &Value::Null;
-            envelope.payload_omitted = true;
-            body = serde_json::to_vec(&envelope)?;
+        let payload = event.payload.as_text();
+        let metadata = event.metadata.as_text();
+        let mut body = envelope_json(&envelope, Some(payload), Some(metadata), false)?;
+        let payload_omitted = !fits(&body);
+        if payload_omitted {
+            body = envelope_json(&envelope, None, Some(metadata), true)?;
             if !fits(&body) {
-                envelope.metadata = &Value::Null;
-                body = serde_json::to_vec(&envelope)?;
+                body = envelope_json(&envelope, None, None, true)?;
             }
             headers.insert(HeaderName::from_static(HEADER_PAYLOAD_OMITTED), "true");
         }
@@ -259,7 +280,7 @@ impl Outgoing {
             subject,
             headers,
             body,
-            payload_omitted: envelope.payload_omitted,
+            payload_omitted,
         })
     }
 }
@@ -307,6 +328,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::StoredJson;
 
     fn stored(aggregate_type: &str, payload: Value, metadata: Value) -> StoredEvent {
         StoredEvent {
@@ -317,8 +339,8 @@ mod tests {
             sequence: 3,
             event_type: "ModelPublished".into(),
             event_version: "1.0".into(),
-            payload,
-            metadata,
+            payload: payload.into(),
+            metadata: metadata.into(),
             recorded_at: DateTime::<Utc>::UNIX_EPOCH,
         }
     }
@@ -369,13 +391,13 @@ mod tests {
             json!({"tenant_id": "from-metadata"}),
         );
         assert_eq!(tenant_of(&event).as_deref(), Some("from-payload"));
-        event.payload = json!({"tenantId": null});
+        event.payload = json!({"tenantId": null}).into();
         assert_eq!(tenant_of(&event).as_deref(), Some("from-metadata"));
-        event.metadata = json!({});
+        event.metadata = json!({}).into();
         assert_eq!(tenant_of(&event), None);
         // A model event's payload never decides the tenant.
         let mut model = model_event();
-        model.payload = json!({"tenantId": "nope"});
+        model.payload = json!({"tenantId": "nope"}).into();
         assert_eq!(tenant_of(&model).as_deref(), Some("acme"));
     }
 
@@ -410,6 +432,27 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_payload_is_spliced_into_the_body_as_its_text() {
+        let mut event = model_event();
+        event.payload = StoredJson::from_store(
+            r#"{"ModelPublished": {"comment": null, "version": 1}}"#.to_owned(),
+        );
+        event.metadata =
+            StoredJson::from_store(r#"{"user_id": "u", "tenant_id": "acme"}"#.to_owned());
+        let out = Outgoing::build(&event, "p", 1024 * 1024).expect("build");
+        let text = String::from_utf8(out.body.clone()).expect("UTF-8");
+        assert!(
+            text.ends_with(
+                r#","payload":{"ModelPublished": {"comment": null, "version": 1}},"metadata":{"user_id": "u", "tenant_id": "acme"}}"#
+            ),
+            "{text}"
+        );
+        let received = Received::decode(Some(&out.headers), &out.body).expect("decode");
+        assert_eq!(received.envelope, Envelope::from_stored(&event));
+        assert_eq!(received.envelope.tenant_id.as_deref(), Some("acme"));
+    }
+
+    #[test]
     fn the_body_is_the_envelope_json_byte_for_byte() {
         let mut event = model_event();
         let out = Outgoing::build(&event, "p", 1024 * 1024).expect("build");
@@ -426,7 +469,7 @@ mod tests {
         let expected = serde_json::to_vec(&Envelope::from_stored(&rejection)).expect("json");
         assert_eq!(out.body, expected);
 
-        event.payload = json!({"ModelJsonReplaced": {"modelJson": "x".repeat(10_000)}});
+        event.payload = json!({"ModelJsonReplaced": {"modelJson": "x".repeat(10_000)}}).into();
         let out = Outgoing::build(&event, "p", 4_096).expect("build");
         let mut omitted = Envelope::from_stored(&event);
         omitted.payload = Value::Null;
@@ -437,7 +480,7 @@ mod tests {
     #[test]
     fn line_breaks_never_reach_a_header() {
         let mut event = model_event();
-        event.metadata = json!({"tenant_id": "acme", "correlation_id": "a\r\nInjected: 1"});
+        event.metadata = json!({"tenant_id": "acme", "correlation_id": "a\r\nInjected: 1"}).into();
         let out = Outgoing::build(&event, "p", 1024 * 1024).expect("build");
         let value = out
             .headers
@@ -449,7 +492,7 @@ mod tests {
     #[test]
     fn oversized_payloads_are_left_out_not_refused() {
         let mut event = model_event();
-        event.payload = json!({"ModelJsonReplaced": {"modelJson": "x".repeat(10_000)}});
+        event.payload = json!({"ModelJsonReplaced": {"modelJson": "x".repeat(10_000)}}).into();
         let out = Outgoing::build(&event, "p", 4_096).expect("build");
         assert!(out.payload_omitted);
         assert!(out.body.len() < 4_096);
@@ -458,7 +501,7 @@ mod tests {
         assert_eq!(received.envelope.payload, Value::Null);
         assert_eq!(received.envelope.metadata["tenant_id"], "acme");
 
-        event.metadata = json!({"tenant_id": "acme", "user_agent": "y".repeat(10_000)});
+        event.metadata = json!({"tenant_id": "acme", "user_agent": "y".repeat(10_000)}).into();
         let out = Outgoing::build(&event, "p", 4_096).expect("build");
         let received = Received::decode(Some(&out.headers), &out.body).expect("decode");
         assert_eq!(received.envelope.metadata, Value::Null);

@@ -11,6 +11,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use crate::event::StoredEvent;
+use crate::stored_json::StoredJson;
 
 const COLUMNS: &str = "global_position, tx_id, aggregate_type, aggregate_id, sequence, \
      event_type, event_version, payload, metadata, recorded_at";
@@ -33,8 +34,8 @@ fn decode(row: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
         sequence: row.try_get("sequence")?,
         event_type: row.try_get("event_type")?,
         event_version: row.try_get("event_version")?,
-        payload: row.try_get("payload")?,
-        metadata: row.try_get("metadata")?,
+        payload: StoredJson::from_store(row.try_get("payload")?),
+        metadata: StoredJson::from_store(row.try_get("metadata")?),
         recorded_at: row.try_get("recorded_at")?,
     })
 }
