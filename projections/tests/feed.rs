@@ -365,7 +365,10 @@ async fn an_open_older_transaction_holds_back_newer_commits() {
     );
     assert!(events[0].tx_id < events[1].tx_id);
     assert_eq!(events[1].aggregate_id, "newer");
-    assert_eq!(*events[1].payload, serde_json::json!({"Happened": {"n": 1}}));
+    assert_eq!(
+        *events[1].payload,
+        serde_json::json!({"Happened": {"n": 1}})
+    );
 }
 
 #[tokio::test]
