@@ -10,8 +10,9 @@
 
 use chrono::{DateTime, Utc};
 use domain::CommandRejected;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
+use super::fields::{detail_fields, detail_fields_of, RowMetadata, DETAIL_FIELDS};
 use super::hash::{self, GENESIS};
 use super::row::{AuditResult, AuditRow};
 use crate::error::ProjectionError;
@@ -132,26 +133,20 @@ fn start(event: &StoredEvent, seq: i64) -> Result<AuditRow, ProjectionError> {
     let tx_id = i64::try_from(event.tx_id).map_err(|_| {
         ProjectionError::failed(event.global_position, ChainError::TxIdRange(event.tx_id))
     })?;
-    let meta = |key: &str| {
-        event
-            .metadata
-            .get(key)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
+    let meta = RowMetadata::of(event);
     let mut row = AuditRow {
         id: event.global_position,
-        user_id: meta("user_id"),
+        user_id: meta.user_id,
         action: String::new(),
         resource: String::new(),
         resource_id: None,
-        ip_address: meta("client_ip"),
-        user_agent: meta("user_agent"),
-        timestamp: timestamp(event),
+        ip_address: meta.client_ip,
+        user_agent: meta.user_agent,
+        timestamp: timestamp(event, meta.time.as_deref()),
         result: AuditResult::Success,
         details: Value::Null,
-        tenant_id: meta("tenant_id"),
-        correlation_id: meta("correlation_id"),
+        tenant_id: meta.tenant_id,
+        correlation_id: meta.correlation_id,
         global_position: event.global_position,
         tx_id,
         seq,
@@ -167,7 +162,7 @@ fn start(event: &StoredEvent, seq: i64) -> Result<AuditRow, ProjectionError> {
         row.tenant_id = rejected.tenant_id.or(row.tenant_id);
         row.details = json!({"reasonCode": rejected.reason_code, "reason": rejected.reason});
     } else {
-        row.action = meta("command").unwrap_or_else(|| event.event_type.clone());
+        row.action = meta.command.unwrap_or_else(|| event.event_type.clone());
         row.resource.clone_from(&event.aggregate_type);
         row.resource_id = Some(event.aggregate_id.clone());
         row.details = json!({"events": [], "fromSequence": event.sequence});
@@ -186,45 +181,32 @@ fn extend(row: &mut AuditRow, event: &StoredEvent) {
         events.push(Value::String(event.event_type.clone()));
     }
     details.insert("toSequence".to_owned(), json!(event.sequence));
-    // Older event versions are read in the current shape (cloning only those).
-    let upcast = (event.aggregate_type == MODEL
-        && domain::upcast::needs_upcast(&event.event_type, &event.event_version))
-    .then(|| {
-        domain::upcast::upcast_model_event(
+    // Older event versions are read in the current shape, from the tree (cloning only
+    // those); current ones from the text, without building the tree.
+    let mut fields = if event.aggregate_type == MODEL
+        && domain::upcast::needs_upcast(&event.event_type, &event.event_version)
+    {
+        let upcast = domain::upcast::upcast_model_event(
             &event.event_type,
             &event.event_version,
             event.payload.value().clone(),
-        )
-    });
-    let payload = upcast.as_ref().unwrap_or(event.payload.value());
-    // postgres-es stores `{"Variant": {...}}`; other shapes are taken as they are.
-    let body = payload.get(&event.event_type).unwrap_or(payload);
-    if let Some(body) = body.as_object() {
-        copy_field(body, details, "version", Value::is_u64);
-        copy_field(body, details, "sourceVersion", Value::is_u64);
-        copy_field(body, details, "key", Value::is_string);
-        copy_field(body, details, "comment", Value::is_string);
-    }
-}
-
-fn copy_field(
-    from: &Map<String, Value>,
-    to: &mut Map<String, Value>,
-    key: &str,
-    wanted: fn(&Value) -> bool,
-) {
-    if let Some(value) = from.get(key).filter(|value| wanted(value)) {
-        to.insert(key.to_owned(), value.clone());
+        );
+        detail_fields_of(&upcast, &event.event_type)
+    } else {
+        detail_fields(event.payload.as_text(), &event.event_type)
+            .unwrap_or_else(|| detail_fields_of(&event.payload, &event.event_type))
+    };
+    for (key, _) in DETAIL_FIELDS {
+        if let Some(value) = fields.remove(key) {
+            details.insert(key.to_owned(), value);
+        }
     }
 }
 
 /// The command's time from its metadata (RFC 3339), else when the event was recorded; in
 /// microseconds, as PostgreSQL stores it, so the hash survives the round trip.
-fn timestamp(event: &StoredEvent) -> DateTime<Utc> {
-    let time = event
-        .metadata
-        .get("time")
-        .and_then(Value::as_str)
+fn timestamp(event: &StoredEvent, time: Option<&str>) -> DateTime<Utc> {
+    let time = time
         .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
         .map_or(event.recorded_at, |time| time.with_timezone(&Utc));
     DateTime::from_timestamp_micros(time.timestamp_micros()).unwrap_or(time)

@@ -3,6 +3,7 @@
 //! [`verify`]er and the audit queries.
 
 mod chain;
+mod fields;
 pub mod hash;
 mod projector;
 mod query;

@@ -1,0 +1,364 @@
+//! The few fields an audit row takes from an event, read from the stored JSON text without
+//! building its tree: a `ModelCreated` carries the whole editor document, of which the row
+//! wants the version and the key. Anything these readers do not take as the tree would
+//! (a duplicate key, an unexpected shape) makes them fall back to reading the tree, so the
+//! rows, and their hashes, stay exactly what reading the tree gives.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::event::StoredEvent;
+
+/// The metadata fields of a row: a string is kept, any other value counts as absent.
+#[derive(Debug, Default, PartialEq, Deserialize)]
+pub(super) struct RowMetadata {
+    #[serde(default, deserialize_with = "string_only")]
+    pub(super) user_id: Option<String>,
+    #[serde(default, deserialize_with = "string_only")]
+    pub(super) client_ip: Option<String>,
+    #[serde(default, deserialize_with = "string_only")]
+    pub(super) user_agent: Option<String>,
+    #[serde(default, deserialize_with = "string_only")]
+    pub(super) tenant_id: Option<String>,
+    #[serde(default, deserialize_with = "string_only")]
+    pub(super) correlation_id: Option<String>,
+    #[serde(default, deserialize_with = "string_only")]
+    pub(super) command: Option<String>,
+    #[serde(default, deserialize_with = "string_only")]
+    pub(super) time: Option<String>,
+}
+
+impl RowMetadata {
+    pub(super) fn of(event: &StoredEvent) -> Self {
+        let text = event.metadata.as_text();
+        // Only an object is read from the text: a derived struct would also take an array
+        // as its fields in order, where the tree has no keys.
+        if !text.trim_start().starts_with('{') {
+            return Self::from_tree(&event.metadata);
+        }
+        serde_json::from_str(text).unwrap_or_else(|_| Self::from_tree(&event.metadata))
+    }
+
+    fn from_tree(metadata: &Value) -> Self {
+        let text = |key: &str| metadata.get(key).and_then(Value::as_str).map(str::to_owned);
+        Self {
+            user_id: text("user_id"),
+            client_ip: text("client_ip"),
+            user_agent: text("user_agent"),
+            tenant_id: text("tenant_id"),
+            correlation_id: text("correlation_id"),
+            command: text("command"),
+            time: text("time"),
+        }
+    }
+}
+
+/// Whether a field's value has the type it should have.
+type Wanted = fn(&Value) -> bool;
+
+/// The fields of an event's body that go into a row's details, each only with the type it
+/// should have.
+pub(super) const DETAIL_FIELDS: [(&str, Wanted); 4] = [
+    ("version", Value::is_u64),
+    ("sourceVersion", Value::is_u64),
+    ("key", Value::is_string),
+    ("comment", Value::is_string),
+];
+
+/// The [`DETAIL_FIELDS`] of `payload` (postgres-es stores `{"<EventType>": {…}}`; another
+/// shape is read as the body itself), as the tree would give them.
+pub(super) fn detail_fields(payload: &str, event_type: &str) -> Option<Map<String, Value>> {
+    let mut de = serde_json::Deserializer::from_str(payload);
+    let fields = TopLevel { event_type }.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(fields)
+}
+
+/// The body's fields from the tree (the fallback, and an upcast payload).
+pub(super) fn detail_fields_of(payload: &Value, event_type: &str) -> Map<String, Value> {
+    let body = payload.get(event_type).unwrap_or(payload);
+    let mut fields = Map::new();
+    if let Some(body) = body.as_object() {
+        for (key, wanted) in DETAIL_FIELDS {
+            if let Some(value) = body.get(key).filter(|value| wanted(value)) {
+                fields.insert(key.to_owned(), value.clone());
+            }
+        }
+    }
+    fields
+}
+
+/// The top level: the body under the event type's key if there is one, else the detail
+/// fields of the top level itself.
+struct TopLevel<'a> {
+    event_type: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for TopLevel<'_> {
+    type Value = Map<String, Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_> {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event payload object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut body: Option<Map<String, Value>> = None;
+        let mut own = Map::new();
+        let mut seen = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                return Err(de::Error::custom("duplicate key"));
+            }
+            if key == self.event_type {
+                body = Some(map.next_value_seed(Body)?);
+            } else if let Some((name, wanted)) = DETAIL_FIELDS.iter().find(|(n, _)| *n == key) {
+                let value: Value = map.next_value()?;
+                if wanted(&value) {
+                    own.insert((*name).to_owned(), value);
+                }
+            } else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            seen.push(key);
+        }
+        Ok(body.unwrap_or(own))
+    }
+
+    // A top level that is no object has no fields (the tree's `as_object` is `None`).
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Map::new())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+}
+
+/// The body under the event type's key: its detail fields if it is an object; none if it
+/// is anything else. Other fields (the editor document) are skipped unbuilt.
+struct Body;
+
+impl<'de> DeserializeSeed<'de> for Body {
+    type Value = Map<String, Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Body {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event body")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = Map::new();
+        let mut seen = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Some((name, wanted)) = DETAIL_FIELDS.iter().find(|(n, _)| *n == key) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            if seen.contains(name) {
+                return Err(de::Error::custom("duplicate key"));
+            }
+            seen.push(*name);
+            let value: Value = map.next_value()?;
+            if wanted(&value) {
+                fields.insert((*name).to_owned(), value);
+            }
+        }
+        Ok(fields)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Map::new())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+}
+
+/// A string as `Some`, any other JSON value (skipped unbuilt) as `None`.
+fn string_only<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    struct StringOnly;
+
+    impl<'de> Visitor<'de> for StringOnly {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+            Ok(Some(value.to_owned()))
+        }
+
+        fn visit_string<E: de::Error>(self, value: String) -> Result<Self::Value, E> {
+            Ok(Some(value))
+        }
+
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+
+    deserializer.deserialize_any(StringOnly)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Both readers agree on every shape, including the odd ones.
+    #[test]
+    fn the_text_readers_give_what_the_tree_gives() {
+        let payloads = [
+            json!({"ModelCreated": {"version": 1, "key": "k", "modelJson": {"childShapes": [{"a": [1, {"b": null}]}]}, "comment": null}}),
+            json!({"ModelPublished": {"version": 2, "comment": "go"}}),
+            json!({"ModelPublished": {"version": -1, "comment": 5, "key": ["k"]}}),
+            json!({"ModelPublished": "not an object"}),
+            json!({"ModelPublished": [1, 2]}),
+            json!({"version": 3, "key": "top", "other": {"deep": [1]}}),
+            json!({"Other": {"version": 4}, "sourceVersion": 7}),
+            json!([1, 2, 3]),
+            json!("text"),
+            json!(null),
+        ];
+        for payload in payloads {
+            let text = payload.to_string();
+            for event_type in ["ModelPublished", "ModelCreated", "Other"] {
+                assert_eq!(
+                    detail_fields(&text, event_type),
+                    Some(detail_fields_of(&payload, event_type)),
+                    "{event_type}: {text}"
+                );
+            }
+        }
+        let metadata = [
+            json!({"user_id": "u", "tenant_id": 5, "command": ["x"], "time": {"a": 1}, "extra": "e"}),
+            json!({"client_ip": null, "user_agent": "ua", "correlation_id": "c"}),
+            json!([1]),
+            json!(["u"]),
+            json!(null),
+        ];
+        for value in metadata {
+            let event = StoredEvent {
+                global_position: 1,
+                tx_id: 1,
+                aggregate_type: "ProcessModel".into(),
+                aggregate_id: "a".into(),
+                sequence: 1,
+                event_type: "ModelPublished".into(),
+                event_version: "1.0".into(),
+                payload: json!({}).into(),
+                metadata: crate::StoredJson::from_store(value.to_string()),
+                recorded_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+            };
+            assert_eq!(
+                RowMetadata::of(&event),
+                RowMetadata::from_tree(&value),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_duplicate_key_is_left_to_the_tree() {
+        assert_eq!(
+            detail_fields(
+                r#"{"ModelPublished": {"version": 1, "version": 2}}"#,
+                "ModelPublished"
+            ),
+            None
+        );
+        assert!(
+            serde_json::from_str::<RowMetadata>(r#"{"user_id": "a", "user_id": "b"}"#).is_err()
+        );
+    }
+}
