@@ -72,7 +72,11 @@ pub(super) const DETAIL_FIELDS: [(&str, Wanted); 4] = [
 /// shape is read as the body itself), as the tree would give them.
 pub(super) fn detail_fields(payload: &str, event_type: &str) -> Option<Map<String, Value>> {
     let mut de = serde_json::Deserializer::from_str(payload);
-    let fields = TopLevel { event_type }.deserialize(&mut de).ok()?;
+    let fields = Fields {
+        event_type: Some(event_type),
+    }
+    .deserialize(&mut de)
+    .ok()?;
     de.end().ok()?;
     Some(fields)
 }
@@ -91,13 +95,15 @@ pub(super) fn detail_fields_of(payload: &Value, event_type: &str) -> Map<String,
     fields
 }
 
-/// The top level: the body under the event type's key if there is one, else the detail
-/// fields of the top level itself.
-struct TopLevel<'a> {
-    event_type: &'a str,
+/// Reads detail fields. At the top level (`event_type` given) the body under the event
+/// type's key wins if there is one, else the top level's own fields count; in a body
+/// (`None`) only its own. A value that is no object has none (the tree's `as_object` is
+/// `None`); other fields (the editor document) are skipped unbuilt.
+struct Fields<'a> {
+    event_type: Option<&'a str>,
 }
 
-impl<'de> DeserializeSeed<'de> for TopLevel<'_> {
+impl<'de> DeserializeSeed<'de> for Fields<'_> {
     type Value = Map<String, Value>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
@@ -105,11 +111,11 @@ impl<'de> DeserializeSeed<'de> for TopLevel<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for TopLevel<'_> {
+impl<'de> Visitor<'de> for Fields<'_> {
     type Value = Map<String, Value>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an event payload object")
+        f.write_str("an event payload")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -117,93 +123,27 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
         let mut own = Map::new();
         let mut seen = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
+            let detail = DETAIL_FIELDS.iter().find(|(name, _)| *name == key);
+            let is_body = self.event_type == Some(key.as_str());
+            if detail.is_none() && !is_body {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            // The tree keeps the last of duplicate keys; leave such text to it.
             if seen.contains(&key) {
                 return Err(de::Error::custom("duplicate key"));
             }
-            if key == self.event_type {
-                body = Some(map.next_value_seed(Body)?);
-            } else if let Some((name, wanted)) = DETAIL_FIELDS.iter().find(|(n, _)| *n == key) {
+            if is_body {
+                body = Some(map.next_value_seed(Fields { event_type: None })?);
+            } else if let Some((name, wanted)) = detail {
                 let value: Value = map.next_value()?;
                 if wanted(&value) {
                     own.insert((*name).to_owned(), value);
                 }
-            } else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
             }
             seen.push(key);
         }
         Ok(body.unwrap_or(own))
-    }
-
-    // A top level that is no object has no fields (the tree's `as_object` is `None`).
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Map::new())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Map::new())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Map::new())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Map::new())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Map::new())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Map::new())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Map::new())
-    }
-}
-
-/// The body under the event type's key: its detail fields if it is an object; none if it
-/// is anything else. Other fields (the editor document) are skipped unbuilt.
-struct Body;
-
-impl<'de> DeserializeSeed<'de> for Body {
-    type Value = Map<String, Value>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Body {
-    type Value = Map<String, Value>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an event body")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = Map::new();
-        let mut seen = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let Some((name, wanted)) = DETAIL_FIELDS.iter().find(|(n, _)| *n == key) else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            };
-            if seen.contains(name) {
-                return Err(de::Error::custom("duplicate key"));
-            }
-            seen.push(*name);
-            let value: Value = map.next_value()?;
-            if wanted(&value) {
-                fields.insert((*name).to_owned(), value);
-            }
-        }
-        Ok(fields)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
