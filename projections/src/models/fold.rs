@@ -271,6 +271,15 @@ mod tests {
         Rows::from([(id, row)])
     }
 
+    /// `events` folded onto [`loaded_draft`].
+    async fn fold(events: &[StoredEvent]) -> Folded {
+        let mut batch = Batch::new(loaded_draft());
+        for event in events {
+            batch.apply(&mut NoVersions, event).await.expect("apply");
+        }
+        batch.finish()
+    }
+
     #[tokio::test]
     async fn a_publish_freezes_the_stored_json_and_a_later_restore_of_it_undoes_an_edit() {
         let edited = json!({"childShapes": [], "properties": {"documentation": "edited"}});
@@ -293,11 +302,7 @@ mod tests {
                 }),
             ),
         ];
-        let mut batch = Batch::new(loaded_draft());
-        for event in &events {
-            batch.apply(&mut NoVersions, event).await.expect("apply");
-        }
-        let edited_only = batch.finish();
+        let edited_only = fold(&events).await;
         assert_eq!(edited_only.versions.len(), 1);
         assert_eq!(
             edited_only.versions[0].model_json, None,
@@ -305,10 +310,6 @@ mod tests {
         );
         assert_eq!(edited_only.rows[0].model_json.as_ref(), Some(&edited));
 
-        let mut batch = Batch::new(loaded_draft());
-        for event in &events {
-            batch.apply(&mut NoVersions, event).await.expect("apply");
-        }
         let restore = stored(
             5,
             ProcessModelEvent::ModelRestored(ModelRestored {
@@ -316,8 +317,7 @@ mod tests {
                 source_version: Some(1),
             }),
         );
-        batch.apply(&mut NoVersions, &restore).await.expect("apply");
-        let restored = batch.finish();
+        let restored = fold(&[events.as_slice(), &[restore]].concat()).await;
         assert_eq!(
             restored.rows[0].model_json, None,
             "the restore brings back the stored JSON, which the write keeps"
