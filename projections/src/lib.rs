@@ -7,6 +7,7 @@ pub mod checkpoint;
 mod error;
 mod event;
 pub mod event_counts;
+mod event_metadata;
 pub mod feed;
 pub mod generation;
 mod listener;

@@ -12,11 +12,12 @@ use chrono::{DateTime, Utc};
 use domain::CommandRejected;
 use serde_json::{json, Value};
 
-use super::fields::{detail_fields, detail_fields_of, RowMetadata, DETAIL_FIELDS};
+use super::fields::{detail_fields, detail_fields_of, DETAIL_FIELDS};
 use super::hash::{self, GENESIS};
 use super::row::{AuditResult, AuditRow};
 use crate::error::ProjectionError;
 use crate::event::StoredEvent;
+use crate::event_metadata::EventMetadata;
 
 /// The aggregate type and event type of a rejection record (`domain::rejection`).
 const REJECTION: &str = "CommandRejection";
@@ -133,7 +134,7 @@ fn start(event: &StoredEvent, seq: i64) -> Result<AuditRow, ProjectionError> {
     let tx_id = i64::try_from(event.tx_id).map_err(|_| {
         ProjectionError::failed(event.global_position, ChainError::TxIdRange(event.tx_id))
     })?;
-    let meta = RowMetadata::of(event);
+    let meta = EventMetadata::of(event);
     let mut row = AuditRow {
         id: event.global_position,
         user_id: meta.user_id,

@@ -1,60 +1,13 @@
-//! The few fields an audit row takes from an event, read from the stored JSON text without
-//! building its tree: a `ModelCreated` carries the whole editor document, of which the row
-//! wants the version and the key. Anything these readers do not take as the tree would
-//! (a duplicate key, an unexpected shape) makes them fall back to reading the tree, so the
-//! rows, and their hashes, stay exactly what reading the tree gives.
+//! The few fields of an event's body an audit row takes, read from the stored JSON text
+//! without building its tree: a `ModelCreated` carries the whole editor document, of which
+//! the row wants the version and the key. Text these readers do not read as the tree would
+//! (a duplicate key) is left to the tree, so the rows, and their hashes, stay exactly what
+//! reading the tree gives. The metadata's fields: [`crate::event_metadata`].
 
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
 use serde_json::{Map, Value};
-
-use crate::event::StoredEvent;
-
-/// The metadata fields of a row: a string is kept, any other value counts as absent.
-#[derive(Debug, Default, PartialEq, Deserialize)]
-pub(super) struct RowMetadata {
-    #[serde(default, deserialize_with = "string_only")]
-    pub(super) user_id: Option<String>,
-    #[serde(default, deserialize_with = "string_only")]
-    pub(super) client_ip: Option<String>,
-    #[serde(default, deserialize_with = "string_only")]
-    pub(super) user_agent: Option<String>,
-    #[serde(default, deserialize_with = "string_only")]
-    pub(super) tenant_id: Option<String>,
-    #[serde(default, deserialize_with = "string_only")]
-    pub(super) correlation_id: Option<String>,
-    #[serde(default, deserialize_with = "string_only")]
-    pub(super) command: Option<String>,
-    #[serde(default, deserialize_with = "string_only")]
-    pub(super) time: Option<String>,
-}
-
-impl RowMetadata {
-    pub(super) fn of(event: &StoredEvent) -> Self {
-        let text = event.metadata.as_text();
-        // Only an object is read from the text: a derived struct would also take an array
-        // as its fields in order, where the tree has no keys.
-        if !text.trim_start().starts_with('{') {
-            return Self::from_tree(&event.metadata);
-        }
-        serde_json::from_str(text).unwrap_or_else(|_| Self::from_tree(&event.metadata))
-    }
-
-    fn from_tree(metadata: &Value) -> Self {
-        let text = |key: &str| metadata.get(key).and_then(Value::as_str).map(str::to_owned);
-        Self {
-            user_id: text("user_id"),
-            client_ip: text("client_ip"),
-            user_agent: text("user_agent"),
-            tenant_id: text("tenant_id"),
-            correlation_id: text("correlation_id"),
-            command: text("command"),
-            time: text("time"),
-        }
-    }
-}
 
 /// Whether a field's value has the type it should have.
 type Wanted = fn(&Value) -> bool;
@@ -176,59 +129,6 @@ impl<'de> Visitor<'de> for Fields<'_> {
     }
 }
 
-/// A string as `Some`, any other JSON value (skipped unbuilt) as `None`.
-fn string_only<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    struct StringOnly;
-
-    impl<'de> Visitor<'de> for StringOnly {
-        type Value = Option<String>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("any JSON value")
-        }
-
-        fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
-            Ok(Some(value.to_owned()))
-        }
-
-        fn visit_string<E: de::Error>(self, value: String) -> Result<Self::Value, E> {
-            Ok(Some(value))
-        }
-
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-    }
-
-    deserializer.deserialize_any(StringOnly)
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -260,32 +160,6 @@ mod tests {
                 );
             }
         }
-        let metadata = [
-            json!({"user_id": "u", "tenant_id": 5, "command": ["x"], "time": {"a": 1}, "extra": "e"}),
-            json!({"client_ip": null, "user_agent": "ua", "correlation_id": "c"}),
-            json!([1]),
-            json!(["u"]),
-            json!(null),
-        ];
-        for value in metadata {
-            let event = StoredEvent {
-                global_position: 1,
-                tx_id: 1,
-                aggregate_type: "ProcessModel".into(),
-                aggregate_id: "a".into(),
-                sequence: 1,
-                event_type: "ModelPublished".into(),
-                event_version: "1.0".into(),
-                payload: json!({}).into(),
-                metadata: crate::StoredJson::from_store(value.to_string()),
-                recorded_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
-            };
-            assert_eq!(
-                RowMetadata::of(&event),
-                RowMetadata::from_tree(&value),
-                "{value}"
-            );
-        }
     }
 
     #[test]
@@ -296,9 +170,6 @@ mod tests {
                 "ModelPublished"
             ),
             None
-        );
-        assert!(
-            serde_json::from_str::<RowMetadata>(r#"{"user_id": "a", "user_id": "b"}"#).is_err()
         );
     }
 }

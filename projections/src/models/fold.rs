@@ -10,6 +10,7 @@ use super::store::{self, ModelRow, VersionRow};
 use super::Rows;
 use crate::error::ProjectionError;
 use crate::event::StoredEvent;
+use crate::event_metadata::EventMetadata;
 
 pub(crate) const AGGREGATE_TYPE: &str = "ProcessModel";
 
@@ -58,18 +59,12 @@ pub(crate) struct Folded {
 
 /// Who and when, from the event's metadata (the command's time; the store's time if absent).
 fn provenance(event: &StoredEvent) -> (Option<String>, DateTime<Utc>) {
-    let user = event
-        .metadata
-        .get("user_id")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
-    let time = event
-        .metadata
-        .get("time")
-        .and_then(|v| v.as_str())
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    let meta = EventMetadata::of(event);
+    let time = meta
+        .time
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
         .map_or(event.recorded_at, |t| t.with_timezone(&Utc));
-    (user, time)
+    (meta.user_id, time)
 }
 
 impl Batch {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::StoredEvent;
+use crate::event_metadata::EventMetadata;
 use crate::position::Position;
 
 use super::subject::subject_for;
@@ -45,8 +46,6 @@ pub const HEADER_PAYLOAD_OMITTED: &str = "Flowable-Payload-Omitted";
 pub const HEADER_CONTENT_TYPE: &str = "Content-Type";
 
 const AGGREGATE_REJECTION: &str = "CommandRejection";
-const METADATA_TENANT_ID: &str = "tenant_id";
-const METADATA_CORRELATION_ID: &str = "correlation_id";
 const PAYLOAD_TENANT_ID: &str = "tenantId";
 
 /// The body of every relayed message, and what the SSE endpoint sends as `data`.
@@ -95,6 +94,7 @@ fn is_false(value: &bool) -> bool {
 impl Envelope {
     /// The envelope of a stored event.
     pub fn from_stored(event: &StoredEvent) -> Self {
+        let (tenant_id, correlation_id) = tenant_and_correlation(event);
         Self {
             global_position: event.global_position,
             aggregate_type: event.aggregate_type.clone(),
@@ -102,8 +102,8 @@ impl Envelope {
             sequence: event.sequence,
             event_type: event.event_type.clone(),
             event_version: event.event_version.clone(),
-            tenant_id: tenant_of(event),
-            correlation_id: string_at(&event.metadata, METADATA_CORRELATION_ID),
+            tenant_id,
+            correlation_id,
             recorded_at: event.recorded_at,
             payload: event.payload.value().clone(),
             metadata: event.metadata.value().clone(),
@@ -135,13 +135,14 @@ struct EnvelopeHead<'a> {
     sequence: i64,
     event_type: &'a str,
     event_version: &'a str,
-    tenant_id: Option<&'a str>,
-    correlation_id: Option<&'a str>,
+    tenant_id: Option<String>,
+    correlation_id: Option<String>,
     recorded_at: DateTime<Utc>,
 }
 
 impl<'a> EnvelopeHead<'a> {
     fn from_stored(event: &'a StoredEvent) -> Self {
+        let (tenant_id, correlation_id) = tenant_and_correlation(event);
         Self {
             global_position: event.global_position,
             aggregate_type: &event.aggregate_type,
@@ -149,8 +150,8 @@ impl<'a> EnvelopeHead<'a> {
             sequence: event.sequence,
             event_type: &event.event_type,
             event_version: &event.event_version,
-            tenant_id: tenant_ref(event),
-            correlation_id: str_at(&event.metadata, METADATA_CORRELATION_ID),
+            tenant_id,
+            correlation_id,
             recorded_at: event.recorded_at,
         }
     }
@@ -187,20 +188,19 @@ fn envelope_json(
 /// the payload's `tenantId`, else (or when that is missing) the metadata's `tenant_id`.
 /// The backlog query ([`super::backlog_after`]) applies the same rule in SQL.
 pub fn tenant_of(event: &StoredEvent) -> Option<String> {
-    tenant_ref(event).map(str::to_owned)
+    tenant_and_correlation(event).0
 }
 
-fn tenant_ref(event: &StoredEvent) -> Option<&str> {
+/// The event's tenant ([`tenant_of`]) and its request's correlation id, from one read of
+/// the metadata.
+fn tenant_and_correlation(event: &StoredEvent) -> (Option<String>, Option<String>) {
+    let meta = EventMetadata::of(event);
     let from_payload = if event.aggregate_type == AGGREGATE_REJECTION {
-        str_at(&event.payload, PAYLOAD_TENANT_ID)
+        str_at(&event.payload, PAYLOAD_TENANT_ID).map(str::to_owned)
     } else {
         None
     };
-    from_payload.or_else(|| str_at(&event.metadata, METADATA_TENANT_ID))
-}
-
-fn string_at(value: &Value, key: &str) -> Option<String> {
-    str_at(value, key).map(str::to_owned)
+    (from_payload.or(meta.tenant_id), meta.correlation_id)
 }
 
 fn str_at<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
@@ -237,7 +237,7 @@ impl Outgoing {
         let envelope = EnvelopeHead::from_stored(event);
         let subject = subject_for(
             prefix,
-            envelope.tenant_id,
+            envelope.tenant_id.as_deref(),
             envelope.aggregate_type,
             envelope.aggregate_id,
         );
@@ -254,10 +254,10 @@ impl Outgoing {
         add(HEADER_AGGREGATE_TYPE, envelope.aggregate_type);
         add(HEADER_AGGREGATE_ID, envelope.aggregate_id);
         add(HEADER_SEQUENCE, &envelope.sequence.to_string());
-        if let Some(tenant) = envelope.tenant_id {
+        if let Some(tenant) = envelope.tenant_id.as_deref() {
             add(HEADER_TENANT_ID, tenant);
         }
-        if let Some(correlation) = envelope.correlation_id {
+        if let Some(correlation) = envelope.correlation_id.as_deref() {
             add(HEADER_CORRELATION_ID, correlation);
         }
         add(HEADER_CONTENT_TYPE, "application/json");
