@@ -1,8 +1,16 @@
 //! Generations of read tables. Every read-model row carries the generation it belongs to;
 //! queries read the active one (`projection_generations.active`), a rebuild writes the next
 //! one and one transaction makes it active.
+//!
+//! Each generation of a table is a partition of its own, `<table>_g<N>` (ADR 0007): a
+//! rebuild creates its generation's table with the primary key only, fills it, and attaches
+//! it (which builds the other indexes once); the retired generation's table is dropped.
+//! The tables take everything from their partitioned table, so the schema stays in
+//! `migrations/`.
 
-use sqlx::PgExecutor;
+use std::time::Duration;
+
+use sqlx::{Connection, Executor, PgConnection, PgExecutor};
 
 /// Which generation a projector writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +28,16 @@ impl Target {
         match self {
             Self::Active => None,
             Self::Fixed(generation) => Some(*generation),
+        }
+    }
+
+    /// Where a projector writing this target writes `table`'s rows: the partitioned table
+    /// itself for the active generation (each row goes to its generation's partition), the
+    /// generation's own table for a fixed one (a rebuild fills it before it is attached).
+    pub fn table(&self, table: &str) -> String {
+        match self {
+            Self::Active => table.to_owned(),
+            Self::Fixed(generation) => partition(table, *generation),
         }
     }
 }
@@ -45,4 +63,120 @@ pub async fn active<'e>(executor: impl PgExecutor<'e>, family: &str) -> Result<i
         .bind(family)
         .fetch_one(executor)
         .await
+}
+
+/// The table holding generation `generation` of `table`.
+pub fn partition(table: &str, generation: i64) -> String {
+    format!("{table}_g{generation}")
+}
+
+/// Creates generation `generation`'s table of `table`, empty and detached, with the
+/// partitioned table's columns, defaults, CHECKs, storage and compression, its primary key
+/// (a projector loads its rows by key) and no other index. A table of that name left by an
+/// abandoned rebuild is dropped first.
+pub async fn create_partition(
+    conn: &mut PgConnection,
+    table: &'static str,
+    generation: i64,
+) -> Result<(), sqlx::Error> {
+    let key: String = sqlx::query_scalar(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint
+          WHERE conrelid = $1::regclass AND contype = 'p'",
+    )
+    .bind(table)
+    .fetch_one(&mut *conn)
+    .await?;
+    let name = partition(table, generation);
+    // The CHECK lets `ATTACH PARTITION` skip its scan for rows outside the partition.
+    let ddl = format!(
+        "DROP TABLE IF EXISTS {name};
+         CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS
+                                           INCLUDING STORAGE INCLUDING COMPRESSION);
+         ALTER TABLE {name} ADD {key}, ADD CHECK (generation = {generation});"
+    );
+    // A statement without arguments goes as a simple query, which may hold several.
+    conn.execute(ddl.as_str()).await?;
+    Ok(())
+}
+
+/// Attaches generation `generation`'s table to `table`, which builds the partitioned
+/// table's indexes on it. It takes `SHARE UPDATE EXCLUSIVE` on `table`: reads and writes of
+/// the other generations go on meanwhile.
+pub async fn attach_partition(
+    conn: &mut PgConnection,
+    table: &'static str,
+    generation: i64,
+) -> Result<(), sqlx::Error> {
+    let name = partition(table, generation);
+    let ddl = format!("ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES IN ({generation})");
+    conn.execute(ddl.as_str()).await?;
+    Ok(())
+}
+
+/// How long dropping a generation's table waits for the queries reading `table` (a drop
+/// takes `ACCESS EXCLUSIVE` on it), per attempt. Queries that arrive meanwhile queue behind
+/// the drop, so the wait is short and retried.
+const DROP_LOCK_TIMEOUT: &str = "2s";
+const DROP_ATTEMPTS: u32 = 5;
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// Drops every generation's table of `table` but `keep`'s, attached or not: the one a
+/// swap retired, and any left by an abandoned rebuild or an earlier drop that could not
+/// get its lock. Returns the generations dropped.
+pub async fn drop_partitions_except(
+    conn: &mut PgConnection,
+    table: &'static str,
+    keep: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class
+          WHERE relkind = 'r' AND pg_table_is_visible(oid) AND relname ~ ('^' || $1 || '_g[0-9]+$')",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    let prefix = format!("{table}_g");
+    let mut dropped = Vec::new();
+    for name in names {
+        let Some(generation) = name
+            .strip_prefix(&prefix)
+            .and_then(|n| n.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        if generation == keep {
+            continue;
+        }
+        drop_table(conn, &name).await?;
+        dropped.push(generation);
+    }
+    Ok(dropped)
+}
+
+async fn drop_table(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
+    let mut attempt = 1;
+    loop {
+        let mut tx = conn.begin().await?;
+        sqlx::query(&format!("SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'"))
+            .execute(&mut *tx)
+            .await?;
+        let ddl = format!("DROP TABLE IF EXISTS {name}");
+        match tx.execute(ddl.as_str()).await {
+            Ok(_) => return tx.commit().await,
+            Err(sqlx::Error::Database(error))
+                if error.code().as_deref() == Some(LOCK_NOT_AVAILABLE)
+                    && attempt < DROP_ATTEMPTS =>
+            {
+                tx.rollback().await?;
+                tracing::warn!(
+                    table = name,
+                    attempt,
+                    "dropping a retired generation waits for its readers; retrying"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }

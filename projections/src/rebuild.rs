@@ -2,11 +2,14 @@
 //! generation of its tables while the live projector keeps the current one up to date and
 //! queries keep reading it; then, in one transaction that holds the live projector's
 //! checkpoint row, catch the new generation up to the head, make it active and hand the
-//! live projector its checkpoint. The old generation is deleted afterwards.
+//! live projector its checkpoint. The old generation is dropped afterwards.
+//!
+//! The new generation is a table of its own with the primary key only ([`generation`]):
+//! index upkeep was most of a rebuild's cost (docs/performance.md), so the other indexes
+//! are built once, when the filled table is attached before the swap.
 
 use std::time::Instant;
 
-use async_trait::async_trait;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
@@ -37,7 +40,6 @@ const REBUILD_BATCH_BYTES: i64 = 4 * 1024 * 1024;
 const FIRST_ANALYZE_AFTER: u64 = 20_000;
 
 /// A read model that can be rebuilt.
-#[async_trait]
 pub trait Rebuildable: Send + Sync {
     /// Its name in `projection_generations`.
     fn family(&self) -> &'static str;
@@ -45,9 +47,8 @@ pub trait Rebuildable: Send + Sync {
     fn live_name(&self) -> &str;
     /// A projector writing `generation`, with a checkpoint name of its own.
     fn projector_for(&self, generation: i64) -> Box<dyn Projector>;
-    /// Deletes one generation's rows.
-    async fn clear(&self, conn: &mut PgConnection, generation: i64) -> Result<(), sqlx::Error>;
-    /// Its tables, analyzed after a rebuild.
+    /// Its partitioned tables: a rebuild creates, fills, attaches and analyzes a table of
+    /// the new generation for each, and drops the old generation's.
     fn tables(&self) -> &'static [&'static str];
     /// Whether its tables are also analyzed while the new generation fills (see
     /// [`FIRST_ANALYZE_AFTER`]): for a projector that looks up its own rows by key.
@@ -119,14 +120,18 @@ pub async fn rebuild(
     let active = generation::active(pool, family).await?;
     let target = active + 1;
     let projector = model.projector_for(target);
-    // Leftovers of an abandoned rebuild of the same generation start over.
-    let mut tx = pool.begin().await?;
-    model.clear(&mut tx, target).await?;
+    // Leftovers of an abandoned rebuild (or of a drop that could not get its lock) go, and
+    // the new generation starts empty.
+    let mut conn = pool.acquire().await?;
+    for table in model.tables() {
+        generation::drop_partitions_except(&mut conn, table, active).await?;
+        generation::create_partition(&mut conn, table, target).await?;
+    }
     sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
         .bind(projector.name())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    tx.commit().await?;
+    drop(conn);
 
     // Every event committed before the rebuild started must be in the new generation, even
     // if an open transaction elsewhere still holds the feed's xmin gate shut for a moment.
@@ -137,7 +142,12 @@ pub async fn rebuild(
     // connections the feed query, the projector's work and its writes overlap.
     let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<StoredEvent>>(2);
     let reader = read_ahead(connect, head, batch_size, batches);
-    let analyze = format!("ANALYZE {}", model.tables().join(", "));
+    let filling: Vec<String> = model
+        .tables()
+        .iter()
+        .map(|table| generation::partition(table, target))
+        .collect();
+    let analyze_filling = format!("ANALYZE {}", filling.join(", "));
     let writer = async {
         let mut done = 0u64;
         let mut analyze_at = FIRST_ANALYZE_AFTER;
@@ -157,7 +167,7 @@ pub async fn rebuild(
             tx.commit().await?;
             done += batch.len() as u64;
             if model.analyze_while_rebuilding() && done >= analyze_at {
-                sqlx::query(&analyze).execute(pool).await?;
+                sqlx::query(&analyze_filling).execute(pool).await?;
                 analyze_at = done.saturating_mul(2);
             }
             progress(Progress {
@@ -168,6 +178,15 @@ pub async fn rebuild(
         Ok::<u64, RebuildError>(done)
     };
     let ((), mut done) = tokio::try_join!(reader, writer)?;
+
+    // Attached, the new generation gets the other indexes, built from its rows at once. No
+    // query reads it before the swap (they read the active generation), and the live
+    // projector goes on writing the active one meanwhile.
+    let mut conn = pool.acquire().await?;
+    for table in model.tables() {
+        generation::attach_partition(&mut conn, table, target).await?;
+    }
+    drop(conn);
 
     // The swap. Locking the live checkpoint row pauses the live projector between batches.
     let mut tx = pool.begin().await?;
@@ -201,11 +220,19 @@ pub async fn rebuild(
         total: total.max(done),
     });
 
-    let mut tx = pool.begin().await?;
-    model.clear(&mut tx, active).await?;
-    tx.commit().await?;
+    // The swap is done whatever happens here: a table that cannot be dropped now (its
+    // readers held the lock through every attempt) is dropped by the next rebuild.
+    let mut conn = pool.acquire().await?;
+    for table in model.tables() {
+        if let Err(error) = generation::drop_partitions_except(&mut conn, table, target).await {
+            tracing::warn!(table, %error, "rebuild: the retired generation's table stays until the next rebuild");
+        }
+    }
+    drop(conn);
     // Fresh statistics for the new rows: until autovacuum gets to them the planner would
     // scan a whole tenant for a primary-key lookup (docs/performance.md, finding 1).
+    // Autovacuum never analyzes a partitioned table itself, only its partitions.
+    let analyze = format!("ANALYZE {}", model.tables().join(", "));
     sqlx::query(&analyze).execute(pool).await?;
     let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(key)

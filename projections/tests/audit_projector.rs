@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestDb;
-use fixtures::{command, project, reset_checkpoint, rows, scenario, ALICE, M1, M2};
+use fixtures::{command, new_generation, project, reset_checkpoint, rows, scenario, ALICE, M1, M2};
 use projections::audit::{
-    self, clear_generation, AuditProjector, AuditRebuild, AuditResult, AuditRow, NAME, REBUILD_NAME,
+    self, AuditProjector, AuditRebuild, AuditResult, AuditRow, NAME, REBUILD_NAME,
 };
 use projections::generation::Target;
 use projections::{rebuild, Projector, ProjectorRunner, RunnerConfig};
@@ -170,6 +170,7 @@ async fn rows_and_hashes_do_not_depend_on_batching_or_generation() {
 
     for (generation, batch) in [(11, 1), (12, 2), (13, 3), (14, 100), (2, 5_000)] {
         reset_checkpoint(&db.pool, REBUILD_NAME).await;
+        new_generation(&db.pool, generation).await;
         let rebuild = AuditProjector::rebuild(generation);
         assert_eq!(rebuild.name(), REBUILD_NAME);
         project(&db.pool, &rebuild, batch, last).await;
@@ -205,7 +206,15 @@ async fn a_rebuild_reproduces_the_chain_and_the_live_projector_continues_it() {
     assert_eq!(rows(&db.pool, 2).await, live, "the same rows and hashes");
     assert!(
         rows(&db.pool, 1).await.is_empty(),
-        "the old generation is cleared"
+        "the old generation's table is dropped"
+    );
+    assert_eq!(
+        partitions(&db.pool).await,
+        vec![(
+            "audit_logs_g2".to_owned(),
+            indexes(&db.pool, "audit_logs").await
+        )],
+        "only the new generation is left, attached, with every index of the log"
     );
     let after = audit::verify(&db.pool, None).await.expect("verify");
     assert_eq!(after.generation, 2);
@@ -231,7 +240,31 @@ async fn a_rebuild_reproduces_the_chain_and_the_live_projector_continues_it() {
     let report = audit::verify(&db.pool, None).await.expect("verify");
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.rows_checked, 12);
-    assert_eq!(clear_generation(&db.pool, 2).await.expect("clear"), 12);
+}
+
+/// The audit log's partitions, each with its number of indexes.
+async fn partitions(pool: &sqlx::PgPool) -> Vec<(String, i64)> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT inhrelid::regclass::text FROM pg_inherits
+          WHERE inhparent = 'audit_logs'::regclass ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("partitions");
+    let mut counted = Vec::new();
+    for name in names {
+        let count = indexes(pool, &name).await;
+        counted.push((name, count));
+    }
+    counted
+}
+
+async fn indexes(pool: &sqlx::PgPool, table: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM pg_index WHERE indrelid = $1::regclass")
+        .bind(table)
+        .fetch_one(pool)
+        .await
+        .expect("indexes")
 }
 
 /// A rebuild whose projector fails at its `fail_at`-th batch, as a crash mid-rebuild would
@@ -270,7 +303,6 @@ impl Projector for FailingProjector {
     }
 }
 
-#[async_trait::async_trait]
 impl rebuild::Rebuildable for FailingRebuild {
     fn family(&self) -> &'static str {
         AuditRebuild.family()
@@ -286,14 +318,6 @@ impl rebuild::Rebuildable for FailingRebuild {
             batches: std::sync::atomic::AtomicUsize::new(0),
             fail_at: self.fail_at,
         })
-    }
-
-    async fn clear(
-        &self,
-        conn: &mut sqlx::PgConnection,
-        generation: i64,
-    ) -> Result<(), sqlx::Error> {
-        AuditRebuild.clear(conn, generation).await
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -339,4 +363,9 @@ async fn a_rebuild_that_dies_midway_leaves_the_old_generation_served_and_the_nex
         .expect("rebuild");
     assert_eq!(report.generation, 2);
     assert_eq!(rows(&db.pool, 2).await, live);
+    assert_eq!(
+        partitions(&db.pool).await,
+        vec![("audit_logs_g2".to_owned(), 7)],
+        "the leftovers went with the old generation"
+    );
 }

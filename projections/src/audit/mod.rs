@@ -18,7 +18,6 @@ pub use projector::{AuditProjector, FAMILY, NAME, REBUILD_NAME};
 pub use query::{list, AuditFilter, Page, MAX_PAGE_SIZE};
 pub use rebuild::AuditRebuild;
 pub use row::{AuditResult, AuditRow};
-pub use store::clear_generation;
 pub use verify::{ChainProblem, ProblemKind, VerifyReport};
 pub use verify_pg::verify;
 

@@ -16,8 +16,9 @@ pub const FAMILY: &str = "audit_logs";
 /// The live projector's checkpoint name ([`Target::Active`]).
 pub const NAME: &str = "audit_logs";
 /// A rebuild's checkpoint name ([`Target::Fixed`]). One rebuild at a time: before starting
-/// one, delete this checkpoint and [`store::clear_generation`] the target generation, so it
-/// starts from position 0 on an empty chain ([`crate::rebuild::rebuild`] does both).
+/// one, delete this checkpoint and create the target generation's table empty
+/// ([`crate::generation::create_partition`]), so it starts from position 0 on an empty chain
+/// ([`crate::rebuild::rebuild`] does both).
 pub const REBUILD_NAME: &str = "audit_logs@rebuild";
 
 /// Projects the feed into `audit_logs` (see [`super::chain`] for what becomes a row).
@@ -59,16 +60,17 @@ impl Projector for AuditProjector {
         tx: &mut Transaction<'_, Postgres>,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
-        let (generation, tip) = store::tip(tx, self.target).await?;
+        let table = self.target.table(store::TABLE);
+        let (generation, tip) = store::tip(tx, self.target, &table).await?;
         let mut chain = Chain::after(tip);
         for event in events {
             chain.push(event)?;
         }
         let changes = chain.finish();
         if let Some(tip) = &changes.updated_tip {
-            store::update_tip(tx, generation, tip).await?;
+            store::update_tip(tx, &table, generation, tip).await?;
         }
-        store::insert(tx, generation, changes.appended).await?;
+        store::insert(tx, &table, generation, changes.appended).await?;
         Ok(())
     }
 }

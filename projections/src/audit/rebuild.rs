@@ -2,11 +2,8 @@
 //! hashes come out identical to the live ones, so a swapped-in rebuild keeps the chain's
 //! `last_hash`.
 
-use async_trait::async_trait;
-use sqlx::PgConnection;
-
 use super::projector::{AuditProjector, FAMILY, NAME};
-use super::store::clear_generation;
+use super::store::TABLE;
 use crate::rebuild::Rebuildable;
 use crate::runner::Projector;
 
@@ -14,7 +11,6 @@ use crate::runner::Projector;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AuditRebuild;
 
-#[async_trait]
 impl Rebuildable for AuditRebuild {
     fn family(&self) -> &'static str {
         FAMILY
@@ -28,11 +24,7 @@ impl Rebuildable for AuditRebuild {
         Box::new(AuditProjector::rebuild(generation))
     }
 
-    async fn clear(&self, conn: &mut PgConnection, generation: i64) -> Result<(), sqlx::Error> {
-        clear_generation(conn, generation).await.map(|_| ())
-    }
-
     fn tables(&self) -> &'static [&'static str] {
-        &["audit_logs"]
+        &[TABLE]
     }
 }

@@ -1,23 +1,28 @@
 //! The statements that write `audit_logs`: read the chain tip, rewrite it, append rows in
-//! one statement per batch, clear a generation.
+//! one statement per batch. Each takes the table it writes: `audit_logs` for the active
+//! generation, a rebuild's own table otherwise ([`Target::table`]).
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor, Row};
+use sqlx::{PgConnection, Row};
 
 use super::projector::FAMILY;
 use super::row::{AuditRow, COLUMNS};
 use crate::generation::{self, Target, TARGET_CTE};
+
+/// The partitioned table of the audit log.
+pub(crate) const TABLE: &str = "audit_logs";
 
 /// The generation `target` writes and its row with the highest seq, if any, in one
 /// statement.
 pub(crate) async fn tip(
     conn: &mut PgConnection,
     target: Target,
+    table: &str,
 ) -> Result<(i64, Option<AuditRow>), sqlx::Error> {
     let sql = format!(
         "WITH {TARGET_CTE}
          SELECT target.generation, tip.* FROM target
-           LEFT JOIN LATERAL (SELECT {COLUMNS} FROM audit_logs
+           LEFT JOIN LATERAL (SELECT {COLUMNS} FROM {table}
                                WHERE generation = target.generation
                                ORDER BY seq DESC LIMIT 1) tip ON true"
     );
@@ -37,13 +42,14 @@ pub(crate) async fn tip(
 /// Rewrites the tip after its command got more events (only these columns change).
 pub(crate) async fn update_tip(
     conn: &mut PgConnection,
+    table: &str,
     generation: i64,
     tip: &AuditRow,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE audit_logs SET details = $3, global_position = $4, hash = $5 \
-         WHERE generation = $1 AND seq = $2",
-    )
+    sqlx::query(&format!(
+        "UPDATE {table} SET details = $3, global_position = $4, hash = $5 \
+         WHERE generation = $1 AND seq = $2"
+    ))
     .bind(generation)
     .bind(tip.seq)
     .bind(&tip.details)
@@ -57,6 +63,7 @@ pub(crate) async fn update_tip(
 /// Appends `rows` to `generation` in one statement.
 pub(crate) async fn insert(
     conn: &mut PgConnection,
+    table: &str,
     generation: i64,
     rows: Vec<AuditRow>,
 ) -> Result<(), sqlx::Error> {
@@ -67,15 +74,15 @@ pub(crate) async fn insert(
     for row in rows {
         columns.push(row);
     }
-    sqlx::query(
-        "INSERT INTO audit_logs (generation, seq, id, tenant_id, user_id, action, resource, \
+    sqlx::query(&format!(
+        "INSERT INTO {table} (generation, seq, id, tenant_id, user_id, action, resource, \
              resource_id, ip_address, user_agent, \"timestamp\", result, details, correlation_id, \
              global_position, tx_id, prev_hash, hash) \
          SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], \
              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], \
              $12::text[], $13::jsonb[], $14::text[], $15::bigint[], $16::bigint[], $17::text[], \
-             $18::text[])",
-    )
+             $18::text[])"
+    ))
     .bind(generation)
     .bind(columns.seq)
     .bind(columns.id)
@@ -97,19 +104,6 @@ pub(crate) async fn insert(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// Deletes every row of `generation` (an old generation after a swap, or the target of a
-/// rebuild before it starts); returns how many.
-pub async fn clear_generation<'e>(
-    executor: impl PgExecutor<'e>,
-    generation: i64,
-) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM audit_logs WHERE generation = $1")
-        .bind(generation)
-        .execute(executor)
-        .await?;
-    Ok(done.rows_affected())
 }
 
 /// Rows turned into one array per column, for `UNNEST`.

@@ -29,6 +29,7 @@ pub(crate) trait VersionLookup: Send {
 /// The PostgreSQL lookup: `model_versions` of one generation.
 pub(super) struct PgVersions<'c> {
     pub(super) conn: &'c mut PgConnection,
+    pub(super) tables: &'c store::Tables,
     pub(super) generation: i64,
 }
 
@@ -39,7 +40,7 @@ impl VersionLookup for PgVersions<'_> {
         model_id: Uuid,
         version: i32,
     ) -> Result<Option<serde_json::Value>, sqlx::Error> {
-        store::version_json(self.conn, self.generation, model_id, version).await
+        store::version_json(self.conn, self.tables, self.generation, model_id, version).await
     }
 }
 

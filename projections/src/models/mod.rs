@@ -20,7 +20,7 @@ use crate::generation::Target;
 use crate::runner::Projector;
 
 pub use handover::{Expected, Handover};
-pub use store::{clear_generation, ModelRow, VersionRow};
+pub use store::{ModelRow, VersionRow};
 
 /// The family name in `projection_generations`, and the live projector's checkpoint name.
 pub const FAMILY: &str = "process_models";
@@ -28,7 +28,7 @@ pub const FAMILY: &str = "process_models";
 /// Projects `ProcessModel` events into `process_models` and `model_versions`.
 #[derive(Debug, Clone)]
 pub struct ModelsProjector {
-    target: Target,
+    tables: store::Tables,
     name: String,
     /// Where committed rows go to the requests waiting for them (the live projector).
     handover: Option<Handover>,
@@ -38,7 +38,7 @@ impl ModelsProjector {
     /// The live projector, writing the generation queries read.
     pub fn live() -> Self {
         Self {
-            target: Target::Active,
+            tables: store::Tables::of(Target::Active),
             name: FAMILY.to_owned(),
             handover: None,
         }
@@ -53,7 +53,7 @@ impl ModelsProjector {
     /// A rebuild into `generation`, with its own checkpoint.
     pub fn rebuild(generation: i64) -> Self {
         Self {
-            target: Target::Fixed(generation),
+            tables: store::Tables::of(Target::Fixed(generation)),
             name: format!("{FAMILY}@rebuild"),
             handover: None,
         }
@@ -91,11 +91,12 @@ impl Projector for ModelsProjector {
         }
         ids.sort_unstable();
         ids.dedup();
-        let (generation, existing) = store::load_models(tx, self.target, &ids).await?;
+        let (generation, existing) = store::load_models(tx, &self.tables, &ids).await?;
         let stored: HashSet<Uuid> = existing.iter().map(|row| row.id).collect();
         let mut batch = fold::Batch::new(existing.into_iter().map(|row| (row.id, row)).collect());
         let mut versions = fold::PgVersions {
             conn: tx,
+            tables: &self.tables,
             generation,
         };
         for event in events {
@@ -110,8 +111,8 @@ impl Projector for ModelsProjector {
         }
         // Versions first: one that freezes the JSON stored before the batch copies it from
         // the row, before the row is rewritten.
-        store::insert_versions(tx, generation, versions).await?;
-        store::write_models(tx, generation, models, &stored).await?;
+        store::insert_versions(tx, &self.tables, generation, versions).await?;
+        store::write_models(tx, &self.tables, generation, models, &stored).await?;
         Ok(())
     }
 
@@ -128,7 +129,6 @@ pub(crate) type Rows = HashMap<Uuid, store::ModelRow>;
 /// Rebuilds of `process_models` and `model_versions`.
 pub struct ModelsRebuild;
 
-#[async_trait]
 impl crate::rebuild::Rebuildable for ModelsRebuild {
     fn family(&self) -> &'static str {
         FAMILY
@@ -142,16 +142,8 @@ impl crate::rebuild::Rebuildable for ModelsRebuild {
         Box::new(ModelsProjector::rebuild(generation))
     }
 
-    async fn clear(
-        &self,
-        conn: &mut sqlx::PgConnection,
-        generation: i64,
-    ) -> Result<(), sqlx::Error> {
-        clear_generation(conn, generation).await
-    }
-
     fn tables(&self) -> &'static [&'static str] {
-        &["process_models", "model_versions"]
+        &[store::MODELS_TABLE, store::VERSIONS_TABLE]
     }
 
     /// Every batch loads the rows of the models it touches by primary key.

@@ -1,4 +1,6 @@
-//! SQL of the `process_models` and `model_versions` tables: batched reads and writes.
+//! SQL of the `process_models` and `model_versions` tables: batched reads and writes. Each
+//! statement takes the tables it uses ([`Tables`]): the partitioned tables for the active
+//! generation, a rebuild's own tables otherwise.
 
 use std::collections::HashSet;
 
@@ -8,6 +10,28 @@ use uuid::Uuid;
 
 use super::FAMILY;
 use crate::generation::{self, Target, TARGET_CTE};
+
+/// The partitioned tables of the family.
+pub(crate) const MODELS_TABLE: &str = "process_models";
+pub(crate) const VERSIONS_TABLE: &str = "model_versions";
+
+/// The tables a projector writing one [`Target`] uses.
+#[derive(Debug, Clone)]
+pub(crate) struct Tables {
+    pub(crate) target: Target,
+    pub(crate) models: String,
+    pub(crate) versions: String,
+}
+
+impl Tables {
+    pub(crate) fn of(target: Target) -> Self {
+        Self {
+            target,
+            models: target.table(MODELS_TABLE),
+            versions: target.table(VERSIONS_TABLE),
+        }
+    }
+}
 
 /// One `process_models` row of one generation.
 #[derive(Debug, Clone, FromRow)]
@@ -53,9 +77,10 @@ pub struct VersionRow {
 /// the database ([`insert_versions`]).
 pub(super) async fn load_models(
     conn: &mut PgConnection,
-    target: Target,
+    tables: &Tables,
     ids: &[Uuid],
 ) -> Result<(i64, Vec<ModelRow>), sqlx::Error> {
+    let models = &tables.models;
     // The left join keeps one row (the generation, no model) when no model matches.
     let sql = format!(
         "WITH {TARGET_CTE}
@@ -64,10 +89,10 @@ pub(super) async fn load_models(
                 m.created_by, m.created_time,
                 m.updated_by, m.updated_time, m.revision
            FROM target
-           LEFT JOIN process_models m ON m.generation = target.generation AND m.id = ANY($3)"
+           LEFT JOIN {models} m ON m.generation = target.generation AND m.id = ANY($3)"
     );
     let rows = sqlx::query(&sql)
-        .bind(target.fixed())
+        .bind(tables.target.fixed())
         .bind(FAMILY)
         .bind(ids)
         .fetch_all(conn)
@@ -87,14 +112,16 @@ pub(super) async fn load_models(
 
 pub(super) async fn version_json(
     conn: &mut PgConnection,
+    tables: &Tables,
     generation: i64,
     model_id: Uuid,
     version: i32,
 ) -> Result<Option<serde_json::Value>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT model_json FROM model_versions
+    sqlx::query_scalar(&format!(
+        "SELECT model_json FROM {}
           WHERE generation = $1 AND model_id = $2 AND version = $3",
-    )
+        tables.versions
+    ))
     .bind(generation)
     .bind(model_id)
     .bind(version)
@@ -110,6 +137,7 @@ pub(super) async fn version_json(
 /// probes for the conflict first, which an `UPDATE` of a row known to exist need not.
 pub(super) async fn write_models(
     conn: &mut PgConnection,
+    tables: &Tables,
     generation: i64,
     rows: Vec<ModelRow>,
     existing: &HashSet<Uuid>,
@@ -151,7 +179,8 @@ pub(super) async fn write_models(
         updated_time.push(row.updated_time);
         revision.push(row.revision);
     }
-    sqlx::query(
+    let models = &tables.models;
+    sqlx::query(&format!(
         "WITH r AS (
              SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                                   $7::text[], $8::int4[], $9::text[], $10::jsonb[], $11::text[],
@@ -161,7 +190,7 @@ pub(super) async fn write_models(
                       model_json, created_by, created_time, updated_by, updated_time, revision,
                       stored)
          ), updated AS (
-             UPDATE process_models m SET
+             UPDATE {models} m SET
                  name = r.name, category = r.category, description = r.description,
                  version = r.version, status = r.status,
                  model_json = COALESCE(r.model_json, m.model_json),
@@ -169,14 +198,14 @@ pub(super) async fn write_models(
                FROM r
               WHERE r.stored AND m.generation = $1 AND m.id = r.id
          )
-         INSERT INTO process_models
+         INSERT INTO {models}
              (generation, id, tenant_id, process_key, name, category, description, version, status,
               model_json, created_by, created_time, updated_by, updated_time, revision)
          SELECT $1, id, tenant_id, process_key, name, category, description, version, status,
                 model_json, created_by, created_time, updated_by, updated_time, revision
            FROM r
-          WHERE NOT r.stored",
-    )
+          WHERE NOT r.stored"
+    ))
     .bind(generation)
     .bind(id)
     .bind(tenant_id)
@@ -204,6 +233,7 @@ pub(super) async fn write_models(
 /// sent, parsed nor compressed again.
 pub(super) async fn insert_versions(
     conn: &mut PgConnection,
+    tables: &Tables,
     generation: i64,
     rows: Vec<VersionRow>,
 ) -> Result<(), sqlx::Error> {
@@ -231,8 +261,11 @@ pub(super) async fn insert_versions(
         published_by.push(row.published_by);
         published_time.push(row.published_time);
     }
-    sqlx::query(
-        "INSERT INTO model_versions
+    let Tables {
+        models, versions, ..
+    } = tables;
+    sqlx::query(&format!(
+        "INSERT INTO {versions}
              (generation, model_id, version, tenant_id, process_key, name, model_json, comment,
               published_by, published_time)
          SELECT $1, v.model_id, v.version, v.tenant_id, v.process_key, v.name,
@@ -242,9 +275,9 @@ pub(super) async fn insert_versions(
                        $7::jsonb[], $8::text[], $9::text[], $10::timestamptz[])
                 AS v(model_id, version, tenant_id, process_key, name, model_json, comment,
                      published_by, published_time)
-           LEFT JOIN process_models m ON m.generation = $1 AND m.id = v.model_id
-         ON CONFLICT (generation, model_id, version) DO NOTHING",
-    )
+           LEFT JOIN {models} m ON m.generation = $1 AND m.id = v.model_id
+         ON CONFLICT (generation, model_id, version) DO NOTHING"
+    ))
     .bind(generation)
     .bind(model_id)
     .bind(version)
@@ -257,18 +290,5 @@ pub(super) async fn insert_versions(
     .bind(published_time)
     .execute(conn)
     .await?;
-    Ok(())
-}
-
-/// Deletes one generation's rows (an abandoned rebuild, or the generation a swap retired).
-pub async fn clear_generation(conn: &mut PgConnection, generation: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM model_versions WHERE generation = $1")
-        .bind(generation)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("DELETE FROM process_models WHERE generation = $1")
-        .bind(generation)
-        .execute(conn)
-        .await?;
     Ok(())
 }

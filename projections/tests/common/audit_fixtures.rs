@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Duration as Span, SecondsFormat, Utc};
 use projections::audit::{AuditProjector, AuditRow};
-use projections::{checkpoint, feed, Projector};
+use projections::{checkpoint, feed, generation, Projector};
 use serde_json::{json, Value};
 use sqlx::{PgExecutor, PgPool};
 use tokio::time::{sleep, Instant};
@@ -362,14 +362,32 @@ pub async fn reset_checkpoint(pool: &PgPool, name: &str) {
         .expect("delete the checkpoint");
 }
 
-/// A generation's rows in seq order.
+/// Creates generation `generation`'s table of the audit log, empty and detached, as a
+/// rebuild does before it projects into it.
+pub async fn new_generation(pool: &PgPool, generation: i64) {
+    let mut conn = pool.acquire().await.expect("connection");
+    generation::create_partition(&mut conn, "audit_logs", generation)
+        .await
+        .expect("create the generation's table");
+}
+
+/// A generation's rows in seq order, attached or not; none if it has no table.
 pub async fn rows(pool: &PgPool, generation: i64) -> Vec<AuditRow> {
-    sqlx::query_as::<_, RowParts>(
+    let table = generation::partition("audit_logs", generation);
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(&table)
+        .fetch_one(pool)
+        .await
+        .expect("look the table up");
+    if !exists {
+        return Vec::new();
+    }
+    sqlx::query_as::<_, RowParts>(&format!(
         "SELECT id, user_id, action, resource, resource_id, ip_address, user_agent, \
                 \"timestamp\", result, details, tenant_id, correlation_id, global_position, \
                 tx_id, seq, prev_hash, hash \
-         FROM audit_logs WHERE generation = $1 ORDER BY seq",
-    )
+         FROM {table} WHERE generation = $1 ORDER BY seq"
+    ))
     .bind(generation)
     .fetch_all(pool)
     .await
