@@ -73,11 +73,15 @@ pub fn partition(table: &str, generation: i64) -> String {
 /// Creates generation `generation`'s table of `table`, empty and detached, with the
 /// partitioned table's columns, defaults, CHECKs, storage and compression, its primary key
 /// (a projector loads its rows by key) and no other index. A table of that name left by an
-/// abandoned rebuild is dropped first.
+/// abandoned rebuild is dropped first. `fill_factor` leaves room in each page while the
+/// rebuild fills it, for a table whose rows the rebuild rewrites: with the primary key as
+/// the only index, a rewrite that fits in its page is a HOT update, which adds nothing to
+/// the index. [`attach_partition`] resets it.
 pub async fn create_partition(
     conn: &mut PgConnection,
     table: &'static str,
     generation: i64,
+    fill_factor: Option<u8>,
 ) -> Result<(), sqlx::Error> {
     let key: String = sqlx::query_scalar(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint
@@ -87,12 +91,16 @@ pub async fn create_partition(
     .fetch_one(&mut *conn)
     .await?;
     let name = partition(table, generation);
+    let fill_factor = fill_factor
+        .map(|percent| format!("ALTER TABLE {name} SET (fillfactor = {percent});"))
+        .unwrap_or_default();
     // The CHECK lets `ATTACH PARTITION` skip its scan for rows outside the partition.
     let ddl = format!(
         "DROP TABLE IF EXISTS {name};
          CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS
                                            INCLUDING STORAGE INCLUDING COMPRESSION);
-         ALTER TABLE {name} ADD {key}, ADD CHECK (generation = {generation});"
+         ALTER TABLE {name} ADD {key}, ADD CHECK (generation = {generation});
+         {fill_factor}"
     );
     // A statement without arguments goes as a simple query, which may hold several.
     conn.execute(ddl.as_str()).await?;
@@ -100,15 +108,19 @@ pub async fn create_partition(
 }
 
 /// Attaches generation `generation`'s table to `table`, which builds the partitioned
-/// table's indexes on it. It takes `SHARE UPDATE EXCLUSIVE` on `table`: reads and writes of
-/// the other generations go on meanwhile.
+/// table's indexes on it, and gives it the partitioned table's fill factor back (pages
+/// filled from then on are filled whole). It takes `SHARE UPDATE EXCLUSIVE` on `table`:
+/// reads and writes of the other generations go on meanwhile.
 pub async fn attach_partition(
     conn: &mut PgConnection,
     table: &'static str,
     generation: i64,
 ) -> Result<(), sqlx::Error> {
     let name = partition(table, generation);
-    let ddl = format!("ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES IN ({generation})");
+    let ddl = format!(
+        "ALTER TABLE {name} RESET (fillfactor);
+         ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES IN ({generation});"
+    );
     conn.execute(ddl.as_str()).await?;
     Ok(())
 }

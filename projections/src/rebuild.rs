@@ -50,6 +50,11 @@ pub trait Rebuildable: Send + Sync {
     /// Its partitioned tables: a rebuild creates, fills, attaches and analyzes a table of
     /// the new generation for each, and drops the old generation's.
     fn tables(&self) -> &'static [&'static str];
+    /// The fill factor of the new generation's `table` while the rebuild fills it (see
+    /// [`generation::create_partition`]): for a table whose rows the rebuild rewrites.
+    fn fill_factor(&self, _table: &str) -> Option<u8> {
+        None
+    }
     /// Whether its tables are also analyzed while the new generation fills (see
     /// [`FIRST_ANALYZE_AFTER`]): for a projector that looks up its own rows by key.
     fn analyze_while_rebuilding(&self) -> bool {
@@ -125,7 +130,7 @@ pub async fn rebuild(
     let mut conn = pool.acquire().await?;
     for table in model.tables() {
         generation::drop_partitions_except(&mut conn, table, active).await?;
-        generation::create_partition(&mut conn, table, target).await?;
+        generation::create_partition(&mut conn, table, target, model.fill_factor(table)).await?;
     }
     sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
         .bind(projector.name())

@@ -187,6 +187,22 @@ async fn a_rebuild_reproduces_the_read_tables_and_the_live_projector_carries_on(
             .await
             .expect("count");
     assert_eq!(leftovers, 0, "the old generation is gone");
+    let tables: Vec<(String, Option<Vec<String>>)> = sqlx::query_as(
+        "SELECT c.relname::text, c.reloptions FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          WHERE i.inhparent IN ('process_models'::regclass, 'model_versions'::regclass)
+          ORDER BY 1",
+    )
+    .fetch_all(app.pool())
+    .await
+    .expect("partitions");
+    assert_eq!(
+        tables,
+        [
+            ("model_versions_g2".to_owned(), None),
+            ("process_models_g2".to_owned(), None)
+        ],
+        "one table per read table, attached, with the fill factor of the rebuild reset"
+    );
 
     // Writes after the swap land in the new generation and are read back at once.
     let list: Value = app

@@ -146,6 +146,13 @@ impl crate::rebuild::Rebuildable for ModelsRebuild {
         &[store::MODELS_TABLE, store::VERSIONS_TABLE]
     }
 
+    /// A model is written once per batch it appears in: leave room for those rewrites to
+    /// stay in their page. 60 % measured ≈ 10 % faster than full pages over 1 000 000 events
+    /// (docs/performance.md).
+    fn fill_factor(&self, table: &str) -> Option<u8> {
+        (table == store::MODELS_TABLE).then_some(60)
+    }
+
     /// Every batch loads the rows of the models it touches by primary key.
     fn analyze_while_rebuilding(&self) -> bool {
         true

@@ -366,7 +366,7 @@ pub async fn reset_checkpoint(pool: &PgPool, name: &str) {
 /// rebuild does before it projects into it.
 pub async fn new_generation(pool: &PgPool, generation: i64) {
     let mut conn = pool.acquire().await.expect("connection");
-    generation::create_partition(&mut conn, "audit_logs", generation)
+    generation::create_partition(&mut conn, "audit_logs", generation, None)
         .await
         .expect("create the generation's table");
 }
