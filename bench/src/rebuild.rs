@@ -5,7 +5,7 @@
 //! rebuild's batch size, no effects), then `flowable-ui projections rebuild process_models`
 //! and `… rebuild audit_logs` run as a user would, against the bench database, timed until
 //! the swap (the active generation changes) and until the command exits (the old generation
-//! deleted, the tables analyzed). With `--rebuild-baseline-bin` each rebuild also runs with
+//! dropped, the tables analyzed). With `--rebuild-baseline-bin` each rebuild also runs with
 //! that binary, alternately on the same data, for a before/after comparison in one run.
 
 use std::path::Path;
@@ -49,7 +49,7 @@ pub struct Pass {
     /// Start → swap (rebuilds) or → last batch (feed).
     pub seconds: f64,
     pub events_per_s: f64,
-    /// Start → the command exited (old generation deleted, `ANALYZE` done).
+    /// Start → the command exited (old generation dropped, `ANALYZE` done).
     pub total_seconds: f64,
     /// CPU of the rebuilding process (or of this tool for the feed read), seconds.
     pub client_cpu_s: f64,

@@ -5,12 +5,12 @@
 //! Each generation of a table is a partition of its own, `<table>_g<N>` (ADR 0007): a
 //! rebuild creates its generation's table with the primary key only, fills it, and attaches
 //! it (which builds the other indexes once); the retired generation's table is dropped.
-//! The tables take everything from their partitioned table, so the schema stays in
-//! `migrations/`.
+//! The tables take everything from their partitioned table, and the DDL is in functions of
+//! migration 0009 that run as the schema's owner: the schema stays in `migrations/`.
 
 use std::time::Duration;
 
-use sqlx::{Connection, Executor, PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor};
 
 /// Which generation a projector writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,45 +65,32 @@ pub async fn active<'e>(executor: impl PgExecutor<'e>, family: &str) -> Result<i
         .await
 }
 
-/// The table holding generation `generation` of `table`.
+/// The table holding generation `generation` of `table` (as `generation_table_name` in
+/// migration 0009 names it).
 pub fn partition(table: &str, generation: i64) -> String {
     format!("{table}_g{generation}")
 }
 
 /// Creates generation `generation`'s table of `table`, empty and detached, with the
 /// partitioned table's columns, defaults, CHECKs, storage and compression, its primary key
-/// (a projector loads its rows by key) and no other index. A table of that name left by an
+/// (a projector loads its rows by key) and no other index; a table of that name left by an
 /// abandoned rebuild is dropped first. `fill_factor` leaves room in each page while the
 /// rebuild fills it, for a table whose rows the rebuild rewrites: with the primary key as
 /// the only index, a rewrite that fits in its page is a HOT update, which adds nothing to
-/// the index. [`attach_partition`] resets it.
+/// the index. [`attach_partition`] resets it. The DDL is the schema owner's function
+/// `generation_table_create` (migration 0009), so the server's role needs no DDL rights.
 pub async fn create_partition(
     conn: &mut PgConnection,
-    table: &'static str,
+    table: &str,
     generation: i64,
     fill_factor: Option<u8>,
 ) -> Result<(), sqlx::Error> {
-    let key: String = sqlx::query_scalar(
-        "SELECT pg_get_constraintdef(oid) FROM pg_constraint
-          WHERE conrelid = $1::regclass AND contype = 'p'",
-    )
-    .bind(table)
-    .fetch_one(&mut *conn)
-    .await?;
-    let name = partition(table, generation);
-    let fill_factor = fill_factor
-        .map(|percent| format!("ALTER TABLE {name} SET (fillfactor = {percent});"))
-        .unwrap_or_default();
-    // The CHECK lets `ATTACH PARTITION` skip its scan for rows outside the partition.
-    let ddl = format!(
-        "DROP TABLE IF EXISTS {name};
-         CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS
-                                           INCLUDING STORAGE INCLUDING COMPRESSION);
-         ALTER TABLE {name} ADD {key}, ADD CHECK (generation = {generation});
-         {fill_factor}"
-    );
-    // A statement without arguments goes as a simple query, which may hold several.
-    conn.execute(ddl.as_str()).await?;
+    sqlx::query("SELECT generation_table_create($1::regclass, $2, $3)")
+        .bind(table)
+        .bind(generation)
+        .bind(fill_factor.map(i32::from))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -113,75 +100,80 @@ pub async fn create_partition(
 /// reads and writes of the other generations go on meanwhile.
 pub async fn attach_partition(
     conn: &mut PgConnection,
-    table: &'static str,
+    table: &str,
     generation: i64,
 ) -> Result<(), sqlx::Error> {
-    let name = partition(table, generation);
-    let ddl = format!(
-        "ALTER TABLE {name} RESET (fillfactor);
-         ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES IN ({generation});"
-    );
-    conn.execute(ddl.as_str()).await?;
+    sqlx::query("SELECT generation_table_attach($1::regclass, $2)")
+        .bind(table)
+        .bind(generation)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-/// How long dropping a generation's table waits for the queries reading `table` (a drop
-/// takes `ACCESS EXCLUSIVE` on it), per attempt. Queries that arrive meanwhile queue behind
-/// the drop, so the wait is short and retried.
-const DROP_LOCK_TIMEOUT: &str = "2s";
+/// Analyzes generation `generation`'s table of `table`, or `table` itself with all its
+/// partitions for `None` (autovacuum never analyzes a partitioned table). As the schema's
+/// owner: `ANALYZE` skips, with a warning only, a table the caller does not own.
+pub async fn analyze(
+    conn: &mut PgConnection,
+    table: &str,
+    generation: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT generation_table_analyze($1::regclass, $2)")
+        .bind(table)
+        .bind(generation)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// How often dropping a generation's table is tried. Each attempt waits at most 2 s for
+/// the queries reading the partitioned table (`generation_table_drop` takes `ACCESS
+/// EXCLUSIVE` on it, and queries arriving meanwhile queue behind it).
 const DROP_ATTEMPTS: u32 = 5;
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 
-/// Drops every generation's table of `table` but `keep`'s, attached or not: the one a
-/// swap retired, and any left by an abandoned rebuild or an earlier drop that could not
-/// get its lock. Returns the generations dropped.
+/// Drops every generation's table of `table` but `keep`'s, attached or not: the one a swap
+/// retired, and any left by an abandoned rebuild or by an earlier drop that could not get
+/// its lock. Returns the generations dropped.
 pub async fn drop_partitions_except(
     conn: &mut PgConnection,
-    table: &'static str,
+    table: &str,
     keep: i64,
 ) -> Result<Vec<i64>, sqlx::Error> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT relname::text FROM pg_class
-          WHERE relkind = 'r' AND pg_table_is_visible(oid) AND relname ~ ('^' || $1 || '_g[0-9]+$')",
-    )
-    .bind(table)
-    .fetch_all(&mut *conn)
-    .await?;
-    let prefix = format!("{table}_g");
+    let generations: Vec<i64> = sqlx::query_scalar("SELECT generation_tables($1::regclass)")
+        .bind(table)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut dropped = Vec::new();
-    for name in names {
-        let Some(generation) = name
-            .strip_prefix(&prefix)
-            .and_then(|n| n.parse::<i64>().ok())
-        else {
-            continue;
-        };
-        if generation == keep {
-            continue;
-        }
-        drop_table(conn, &name).await?;
+    for generation in generations.into_iter().filter(|g| *g != keep) {
+        drop_partition(conn, table, generation).await?;
         dropped.push(generation);
     }
     Ok(dropped)
 }
 
-async fn drop_table(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
+async fn drop_partition(
+    conn: &mut PgConnection,
+    table: &str,
+    generation: i64,
+) -> Result<(), sqlx::Error> {
     let mut attempt = 1;
     loop {
-        let mut tx = conn.begin().await?;
-        sqlx::query(&format!("SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'"))
-            .execute(&mut *tx)
-            .await?;
-        let ddl = format!("DROP TABLE IF EXISTS {name}");
-        match tx.execute(ddl.as_str()).await {
-            Ok(_) => return tx.commit().await,
+        let dropped = sqlx::query("SELECT generation_table_drop($1::regclass, $2)")
+            .bind(table)
+            .bind(generation)
+            .execute(&mut *conn)
+            .await;
+        match dropped {
+            Ok(_) => return Ok(()),
             Err(sqlx::Error::Database(error))
                 if error.code().as_deref() == Some(LOCK_NOT_AVAILABLE)
                     && attempt < DROP_ATTEMPTS =>
             {
-                tx.rollback().await?;
                 tracing::warn!(
-                    table = name,
+                    table,
+                    generation,
                     attempt,
                     "dropping a retired generation waits for its readers; retrying"
                 );

@@ -147,12 +147,6 @@ pub async fn rebuild(
     // connections the feed query, the projector's work and its writes overlap.
     let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<StoredEvent>>(2);
     let reader = read_ahead(connect, head, batch_size, batches);
-    let filling: Vec<String> = model
-        .tables()
-        .iter()
-        .map(|table| generation::partition(table, target))
-        .collect();
-    let analyze_filling = format!("ANALYZE {}", filling.join(", "));
     let writer = async {
         let mut done = 0u64;
         let mut analyze_at = FIRST_ANALYZE_AFTER;
@@ -172,7 +166,10 @@ pub async fn rebuild(
             tx.commit().await?;
             done += batch.len() as u64;
             if model.analyze_while_rebuilding() && done >= analyze_at {
-                sqlx::query(&analyze_filling).execute(pool).await?;
+                let mut conn = pool.acquire().await?;
+                for table in model.tables() {
+                    generation::analyze(&mut conn, table, Some(target)).await?;
+                }
                 analyze_at = done.saturating_mul(2);
             }
             progress(Progress {
@@ -237,8 +234,11 @@ pub async fn rebuild(
     // Fresh statistics for the new rows: until autovacuum gets to them the planner would
     // scan a whole tenant for a primary-key lookup (docs/performance.md, finding 1).
     // Autovacuum never analyzes a partitioned table itself, only its partitions.
-    let analyze = format!("ANALYZE {}", model.tables().join(", "));
-    sqlx::query(&analyze).execute(pool).await?;
+    let mut conn = pool.acquire().await?;
+    for table in model.tables() {
+        generation::analyze(&mut conn, table, None).await?;
+    }
+    drop(conn);
     let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(key)
         .execute(&mut guard)

@@ -159,12 +159,16 @@ async fn reads_the_active_generation_only() {
         seqs(&db.pool, "globex", AuditFilter::default(), all()).await,
         (vec![10, 8, 6], 3)
     );
-    generation::drop_partitions_except(&mut conn, "audit_logs", 2)
+    let refused = generation::drop_partitions_except(&mut conn, "audit_logs", 2)
         .await
-        .expect("drop generation 1");
+        .expect_err("generation 1 is active");
     assert_eq!(
-        seqs(&db.pool, "globex", AuditFilter::default(), all()).await,
-        (vec![], 0)
+        refused
+            .as_database_error()
+            .and_then(|e| e.code())
+            .as_deref(),
+        Some("55006"),
+        "{refused}"
     );
     sqlx::query("UPDATE projection_generations SET active = 2 WHERE name = 'audit_logs'")
         .execute(&db.pool)
@@ -173,6 +177,14 @@ async fn reads_the_active_generation_only() {
     assert_eq!(
         seqs(&db.pool, "globex", AuditFilter::default(), all()).await,
         (vec![10, 8, 6], 3)
+    );
+    generation::drop_partitions_except(&mut conn, "audit_logs", 2)
+        .await
+        .expect("drop generation 1");
+    assert_eq!(
+        seqs(&db.pool, "globex", AuditFilter::default(), all()).await,
+        (vec![10, 8, 6], 3),
+        "generation 2 alone serves the same entries"
     );
 }
 

@@ -1,0 +1,118 @@
+//! A rebuild needs no DDL rights (ADR 0007): a role with DML on the tables and EXECUTE on
+//! migration 0009's generation functions, as deploy/README.md gives the server, rebuilds the
+//! audit log, while it cannot create a table of its own.
+
+mod common;
+#[path = "common/audit_fixtures.rs"]
+mod fixtures;
+
+use common::TestDb;
+use fixtures::{project, rows, scenario};
+use projections::audit::{self, AuditProjector, AuditRebuild};
+use projections::rebuild;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, Executor, PgConnection};
+
+/// A login role for one test, with what the server's role gets; dropped with its grants
+/// when the test ends, before the database.
+struct AppRole {
+    name: String,
+    db: sqlx::postgres::PgConnectOptions,
+}
+
+impl AppRole {
+    async fn create(db: &TestDb) -> Self {
+        let name = format!("fui_app_{}", uuid::Uuid::new_v4().simple());
+        let role = Self {
+            name,
+            db: db.connect_options(),
+        };
+        let grants = format!(
+            "CREATE ROLE {name} LOGIN;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {name};
+             GRANT EXECUTE ON FUNCTION generation_table_create(regclass, bigint, integer),
+                 generation_table_attach(regclass, bigint), generation_table_drop(regclass, bigint),
+                 generation_table_analyze(regclass, bigint) TO {name};",
+            name = role.name
+        );
+        db.pool
+            .execute(grants.as_str())
+            .await
+            .expect("create the role");
+        role
+    }
+
+    fn options(&self) -> sqlx::postgres::PgConnectOptions {
+        self.db.clone().username(&self.name)
+    }
+}
+
+impl Drop for AppRole {
+    fn drop(&mut self) {
+        let (name, db) = (self.name.clone(), self.db.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let mut conn = PgConnection::connect_with(&db).await?;
+                conn.execute(format!("DROP OWNED BY {name}; DROP ROLE {name}").as_str())
+                    .await?;
+                let _ = conn.close().await;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop role {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_servers_role_rebuilds_without_ddl_rights() {
+    let db = TestDb::create().await;
+    let last = scenario(&db.pool).await;
+    project(&db.pool, &AuditProjector::live(), 100, last).await;
+    let live = rows(&db.pool, 1).await;
+    let role = AppRole::create(&db).await;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(role.options())
+        .await
+        .expect("connect as the role");
+
+    let refused = pool
+        .execute("CREATE TABLE audit_logs_g9 (LIKE audit_logs)")
+        .await
+        .expect_err("no DDL rights");
+    assert_eq!(
+        refused
+            .as_database_error()
+            .and_then(|e| e.code())
+            .as_deref(),
+        Some("42501"),
+        "{refused}"
+    );
+
+    let report = rebuild::rebuild(&pool, &role.options(), &AuditRebuild, 3, |_| {})
+        .await
+        .expect("rebuild as the role");
+    assert_eq!(report.generation, 2);
+    assert_eq!(rows(&db.pool, 2).await, live);
+    assert!(
+        rows(&db.pool, 1).await.is_empty(),
+        "generation 1 is dropped"
+    );
+    let verified = audit::verify(&db.pool, None).await.expect("verify");
+    assert!(verified.is_intact(), "{verified:?}");
+    // Analyzed as the owner: the role's own ANALYZE would have skipped the tables.
+    let analyzed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stats WHERE tablename IN ('audit_logs', 'audit_logs_g2')",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("statistics");
+    assert!(analyzed > 0, "the new generation has statistics");
+    pool.close().await;
+}
