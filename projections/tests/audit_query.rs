@@ -162,14 +162,7 @@ async fn reads_the_active_generation_only() {
     let refused = generation::drop_partitions_except(&mut conn, "audit_logs", 2)
         .await
         .expect_err("generation 1 is active");
-    assert_eq!(
-        refused
-            .as_database_error()
-            .and_then(|e| e.code())
-            .as_deref(),
-        Some("55006"),
-        "{refused}"
-    );
+    common::assert_sql_state(&refused, "55006");
     sqlx::query("UPDATE projection_generations SET active = 2 WHERE name = 'audit_logs'")
         .execute(&db.pool)
         .await

@@ -6,7 +6,7 @@ mod common;
 #[path = "common/audit_fixtures.rs"]
 mod fixtures;
 
-use common::TestDb;
+use common::{assert_sql_state, run_in_drop, TestDb};
 use fixtures::{project, rows, scenario};
 use projections::audit::{self, AuditProjector, AuditRebuild};
 use projections::rebuild;
@@ -50,22 +50,13 @@ impl AppRole {
 impl Drop for AppRole {
     fn drop(&mut self) {
         let (name, db) = (self.name.clone(), self.db.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let mut conn = PgConnection::connect_with(&db).await?;
-                conn.execute(format!("DROP OWNED BY {name}; DROP ROLE {name}").as_str())
-                    .await?;
-                let _ = conn.close().await;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop role {}: {dropped:?}", self.name);
-        }
+        run_in_drop(format!("drop role {name}"), move || async move {
+            let mut conn = PgConnection::connect_with(&db).await?;
+            conn.execute(format!("DROP OWNED BY {name}; DROP ROLE {name}").as_str())
+                .await?;
+            let _ = conn.close().await;
+            Ok(())
+        });
     }
 }
 
@@ -86,14 +77,7 @@ async fn the_servers_role_rebuilds_without_ddl_rights() {
         .execute("CREATE TABLE audit_logs_g9 (LIKE audit_logs)")
         .await
         .expect_err("no DDL rights");
-    assert_eq!(
-        refused
-            .as_database_error()
-            .and_then(|e| e.code())
-            .as_deref(),
-        Some("42501"),
-        "{refused}"
-    );
+    assert_sql_state(&refused, "42501");
 
     let report = rebuild::rebuild(&pool, &role.options(), &AuditRebuild, 3, |_| {})
         .await

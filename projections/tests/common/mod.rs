@@ -62,27 +62,52 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        // Drop cannot await, and may run while the test's runtime unwinds: drop the database
-        // from a thread with a runtime of its own. FORCE ends the test's open connections.
         let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
+        run_in_drop(
+            format!("drop test database {}", self.name),
+            move || async move {
+                // FORCE ends the test's open connections.
                 let mut admin = PgConnection::connect(&admin_url()).await?;
                 admin
                     .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
                     .await?;
                 let _ = admin.close().await;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {dropped:?}", self.name);
-        }
+                Ok(())
+            },
+        );
     }
+}
+
+/// What a clean-up step may fail with.
+pub type CleanupError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs the clean-up `work` from a `Drop`, which cannot await and may run while the test's
+/// runtime unwinds: on a thread with a runtime of its own. A failure is reported naming
+/// `what`, not raised (the test's own outcome stands).
+pub fn run_in_drop<F, Fut>(what: String, work: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), CleanupError>>,
+{
+    let done = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(work())
+    })
+    .join();
+    if !matches!(done, Ok(Ok(()))) {
+        eprintln!("could not {what}: {done:?}");
+    }
+}
+
+/// Asserts that `error` is PostgreSQL's error `code` (SQLSTATE).
+pub fn assert_sql_state(error: &sqlx::Error, code: &str) {
+    assert_eq!(
+        error.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some(code),
+        "{error}"
+    );
 }
 
 /// Appends one event, as postgres-es would (named columns, defaults for the rest), and
