@@ -28,6 +28,13 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn create() -> Self {
+        let db = Self::create_empty().await;
+        MIGRATOR.run(&db.pool).await.expect("run the migrations");
+        db
+    }
+
+    /// A database without any migration applied.
+    pub async fn create_empty() -> Self {
         let admin_url = admin_url();
         let name = format!("ft_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(&admin_url)
@@ -46,13 +53,16 @@ impl TestDb {
             .max_connections(24)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(options.clone());
-        let db = Self {
+        Self {
             pool,
             name,
             options,
-        };
-        MIGRATOR.run(&db.pool).await.expect("run the migrations");
-        db
+        }
+    }
+
+    /// Applies every migration of the repository.
+    pub async fn migrate(&self) {
+        MIGRATOR.run(&self.pool).await.expect("run the migrations");
     }
 
     pub fn connect_options(&self) -> PgConnectOptions {
