@@ -56,9 +56,18 @@ impl TestStream {
             .await
             .expect("connect to the test NATS server");
         let js = settings.jetstream(client);
-        ensure_stream(&js, &settings)
-            .await
-            .expect("create the test stream");
+        // The shared server can refuse a create while other tests delete their streams: a CI
+        // run failed with "error creating store for stream" (10049), the server logging
+        // `mkdir …/jetstream/$G/streams: no such file or directory` (the account's store
+        // directory had gone with the deleted streams). The relay marks itself degraded on
+        // a failed `ensure_stream` and probes again; a test retries here, a few times.
+        let mut attempt = 1;
+        while let Err(error) = ensure_stream(&js, &settings).await {
+            assert!(attempt < 5, "create the test stream: {error:?}");
+            eprintln!("creating the test stream failed (attempt {attempt}), retrying: {error}");
+            sleep(Duration::from_millis(100 * attempt)).await;
+            attempt += 1;
+        }
         Self { settings, js }
     }
 
