@@ -8,7 +8,6 @@
 //! index upkeep was most of a rebuild's cost (docs/performance.md), so the other indexes
 //! are built once, when the filled table is attached before the swap.
 
-use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
 use sqlx::postgres::PgConnectOptions;
@@ -22,6 +21,10 @@ use crate::generation;
 use crate::position::Position;
 use crate::runner::{advisory_lock_key, Projector};
 
+mod fill;
+
+use fill::{fill, read_ahead};
+
 /// A rebuild batch also ends once its events' stored payloads reach this many bytes (see
 /// [`feed::read_batch_within`]). Up to four batches are in memory at once (the one written,
 /// two queued, the one read), and a decoded event carrying a 16 KB editor document takes
@@ -29,7 +32,7 @@ use crate::runner::{advisory_lock_key, Projector};
 /// ≈ 1 000 do. Small events (up to ≈ 800 bytes stored) are not cut: a budget of 1 MiB cut
 /// them and slowed the `process_models` rebuild by ≈ 14 % (its fold writes each model once
 /// per batch).
-const REBUILD_BATCH_BYTES: i64 = 4 * 1024 * 1024;
+pub(crate) const REBUILD_BATCH_BYTES: i64 = 4 * 1024 * 1024;
 
 /// The new generation's tables are analyzed once this many events are in, and again each
 /// time the count has doubled ([`Rebuildable::analyze_while_rebuilding`]). The statistics
@@ -39,11 +42,6 @@ const REBUILD_BATCH_BYTES: i64 = 4 * 1024 * 1024;
 /// events that made the `process_models` rebuild 5 times slower. Doubling keeps the
 /// `ANALYZE`s to a handful (6 for 1 000 000 events).
 const FIRST_ANALYZE_AFTER: u64 = 20_000;
-
-/// How many connections write one batch of the fill at once, for a read model whose
-/// aggregates are independent: the writing backend was the bound, with a third of the two
-/// cores idle (docs/performance.md).
-const FILL_WRITERS: u64 = 2;
 
 /// A read model that can be rebuilt.
 pub trait Rebuildable: Send + Sync {
@@ -63,7 +61,7 @@ pub trait Rebuildable: Send + Sync {
     }
     /// Whether the events of different aggregates can be applied in separate transactions
     /// at once: each aggregate's rows derive from its own events only. The fill then
-    /// writes each batch on [`FILL_WRITERS`] connections.
+    /// writes each batch on [`fill::FILL_WRITERS`] connections.
     fn independent_aggregates(&self) -> bool {
         false
     }
@@ -271,42 +269,6 @@ pub async fn rebuild(
     Ok(report)
 }
 
-/// Reads the feed from position 0 into `batches` until it has passed `head` (the last
-/// event committed when the rebuild started), or until the xmin gate has held it back for
-/// 30 s (what it holds back then follows in the swap). Stops early when the writer is gone.
-async fn read_ahead(
-    connect: &PgConnectOptions,
-    head: Option<Position>,
-    batch_size: i64,
-    batches: tokio::sync::mpsc::Sender<Vec<StoredEvent>>,
-) -> Result<(), RebuildError> {
-    let Some(head) = head else {
-        return Ok(());
-    };
-    // Its own connection, so a small pool cannot starve the writer.
-    let mut conn = PgConnection::connect_with(connect).await?;
-    let mut after = Position::START;
-    let gate_deadline = Instant::now() + std::time::Duration::from_secs(30);
-    while after < head {
-        let batch =
-            feed::read_batch_within(&mut conn, after, batch_size, REBUILD_BATCH_BYTES).await?;
-        let Some(last) = batch.last().map(StoredEvent::position) else {
-            if Instant::now() >= gate_deadline {
-                tracing::warn!(?head, "rebuild: events before the start are still held back by an open transaction; they follow with the live projector");
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            continue;
-        };
-        after = last;
-        if batches.send(batch).await.is_err() {
-            break;
-        }
-    }
-    let _ = conn.close().await;
-    Ok(())
-}
-
 /// The feed position of the last committed event in feed order (not the highest global
 /// position: identity order is not commit order).
 async fn last_in_feed_order(pool: &PgPool) -> Result<Option<Position>, RebuildError> {
@@ -332,112 +294,4 @@ async fn apply_next(
     projector.apply(tx, &batch).await?;
     checkpoint::save(tx, projector.name(), last).await?;
     Ok(batch.len())
-}
-
-/// Applies one batch of the fill and moves the rebuild's checkpoint to `last`. A batch of
-/// independent aggregates is split by aggregate, each part in its own transaction, all at
-/// once; the checkpoint follows once every part is in, so it never passes an event whose
-/// effects are missing (the swap's catch-up starts from it). Commits need not wait for the
-/// WAL flush: a crash loses the latest batches, and a new rebuild starts over anyway; the
-/// swap commits synchronously, which flushes everything before it.
-async fn fill(
-    pool: &PgPool,
-    projector: &dyn Projector,
-    batch: Vec<StoredEvent>,
-    last: Position,
-    split: bool,
-) -> Result<(), RebuildError> {
-    let whole = if split {
-        let parts = by_aggregate(batch, FILL_WRITERS);
-        futures::future::try_join_all(parts.iter().filter(|part| !part.is_empty()).map(
-            |part| async move {
-                let mut tx = begin_fill(pool).await?;
-                projector.apply(&mut tx, part).await?;
-                tx.commit().await?;
-                Ok::<(), RebuildError>(())
-            },
-        ))
-        .await?;
-        None
-    } else {
-        Some(batch)
-    };
-    let mut tx = begin_fill(pool).await?;
-    if let Some(batch) = whole {
-        projector.apply(&mut tx, &batch).await?;
-    }
-    checkpoint::save(&mut tx, projector.name(), last).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn begin_fill(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
-}
-
-/// `batch` in `parts` parts, each aggregate's events in one part and in their order.
-fn by_aggregate(batch: Vec<StoredEvent>, parts: u64) -> Vec<Vec<StoredEvent>> {
-    let mut split: Vec<Vec<StoredEvent>> = (0..parts).map(|_| Vec::new()).collect();
-    for event in batch {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        event.aggregate_id.hash(&mut hasher);
-        // The remainder is below `parts`, which is a small count.
-        let part = (hasher.finish() % parts) as usize;
-        split[part].push(event);
-    }
-    split
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn event(position: i64, aggregate: &str) -> StoredEvent {
-        StoredEvent {
-            global_position: position,
-            tx_id: 10,
-            aggregate_type: "ProcessModel".into(),
-            aggregate_id: aggregate.into(),
-            sequence: position,
-            event_type: "MetadataChanged".into(),
-            event_version: "1.0".into(),
-            payload: json!({}).into(),
-            metadata: json!({}).into(),
-            recorded_at: chrono::Utc::now(),
-        }
-    }
-
-    #[test]
-    fn a_split_keeps_each_aggregate_whole_and_in_order() {
-        let batch: Vec<StoredEvent> = (1..=200)
-            .map(|position| event(position, &format!("m{}", position % 17)))
-            .collect();
-        let parts = by_aggregate(batch.clone(), 2);
-        assert_eq!(parts.len(), 2);
-        assert!(
-            parts.iter().all(|part| !part.is_empty()),
-            "17 aggregates spread"
-        );
-        let mut seen = std::collections::HashMap::new();
-        for (index, part) in parts.iter().enumerate() {
-            for pair in part.windows(2) {
-                assert!(
-                    pair[0].global_position < pair[1].global_position,
-                    "order kept"
-                );
-            }
-            for event in part {
-                let owner = *seen.entry(event.aggregate_id.clone()).or_insert(index);
-                assert_eq!(owner, index, "{} is in one part", event.aggregate_id);
-            }
-        }
-        let mut all: Vec<StoredEvent> = parts.into_iter().flatten().collect();
-        all.sort_by_key(|event| event.global_position);
-        assert_eq!(all, batch, "nothing lost or added");
-    }
 }
