@@ -5,14 +5,14 @@ use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use super::{RebuildError, REBUILD_BATCH_BYTES};
 use crate::checkpoint;
 use crate::event::StoredEvent;
 use crate::feed;
 use crate::position::Position;
-use crate::runner::Projector;
+use crate::runner::{begin_step, Projector};
 
 /// How many connections write one batch of the fill at once, for a read model whose
 /// aggregates are independent: the writing backend was the bound, with a third of the two
@@ -72,7 +72,7 @@ pub(super) async fn fill(
         let parts = by_aggregate(batch, FILL_WRITERS);
         futures::future::try_join_all(parts.iter().filter(|part| !part.is_empty()).map(
             |part| async move {
-                let mut tx = begin_fill(pool).await?;
+                let mut tx = begin_step(pool).await?;
                 projector.apply(&mut tx, part).await?;
                 tx.commit().await?;
                 Ok::<(), RebuildError>(())
@@ -83,21 +83,13 @@ pub(super) async fn fill(
     } else {
         Some(batch)
     };
-    let mut tx = begin_fill(pool).await?;
+    let mut tx = begin_step(pool).await?;
     if let Some(batch) = whole {
         projector.apply(&mut tx, &batch).await?;
     }
     checkpoint::save(&mut tx, projector.name(), last).await?;
     tx.commit().await?;
     Ok(())
-}
-
-async fn begin_fill(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
 }
 
 /// `batch` in `parts` parts, each aggregate's events in one part and in their order.

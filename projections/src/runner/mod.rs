@@ -28,6 +28,7 @@ use crate::position::Position;
 pub use config::{RunnerConfig, DEFAULT_BATCH_BYTES};
 pub use lock::advisory_lock_key;
 use lock::AdvisoryLock;
+pub(crate) use projector::begin_step;
 pub use projector::Projector;
 pub use status::{ProjectorHandle, RunnerState, RunnerStatus};
 
@@ -505,10 +506,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         last: Position,
         events: &[StoredEvent],
     ) -> Result<Option<Position>, StepFailure> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
-            .await?;
+        let mut tx = begin_step(&self.pool).await?;
         if !checkpoint::advance(&mut tx, &self.name, from, last).await? {
             let stored = checkpoint::load(&mut *tx, &self.name)
                 .await?

@@ -2,7 +2,7 @@
 //! transaction that also saves its checkpoint.
 
 use async_trait::async_trait;
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::error::ProjectionError;
 use crate::event::StoredEvent;
@@ -32,4 +32,14 @@ pub trait Projector: Send + Sync + 'static {
     /// before then (handing rows to waiting requests); never fails, and is not called for a
     /// batch that rolled back.
     fn committed(&self) {}
+}
+
+/// Begins the transaction of a projector step (effects and checkpoint) in one round trip,
+/// committing without waiting for the WAL flush (ADR 0005): the runner's steps and a
+/// rebuild's batches.
+pub(crate) async fn begin_step(
+    pool: &PgPool,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+        .await
 }
