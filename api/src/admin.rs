@@ -12,26 +12,39 @@ use projections::{checkpoint, feed, Position, ProjectorHandle};
 use serde::Serialize;
 use sqlx::PgPool;
 
-/// Events per transaction during a rebuild: large batches, few round trips.
-pub const REBUILD_BATCH: i64 = 5000;
+use crate::config::ProjectionSettings;
 
-/// Every read model that can be rebuilt, by name.
-pub fn rebuildables() -> Vec<Arc<dyn Rebuildable>> {
-    vec![Arc::new(ModelsRebuild), Arc::new(AuditRebuild)]
+/// Every read model that can be rebuilt, by name, with the rebuild settings of `settings`.
+pub fn rebuildables(settings: &ProjectionSettings) -> Vec<Arc<dyn Rebuildable>> {
+    let memory = usize::try_from(settings.rebuild_memory_mb.saturating_mul(1024 * 1024))
+        .unwrap_or(usize::MAX);
+    vec![
+        Arc::new(ModelsRebuild::with_memory(memory)),
+        Arc::new(AuditRebuild),
+    ]
 }
 
-pub fn find(name: &str) -> Option<Arc<dyn Rebuildable>> {
-    rebuildables().into_iter().find(|r| r.family() == name)
+/// The names of the read models that can be rebuilt.
+pub fn families() -> [&'static str; 2] {
+    [projections::models::FAMILY, projections::audit::FAMILY]
+}
+
+pub fn find(name: &str, settings: &ProjectionSettings) -> Option<Arc<dyn Rebuildable>> {
+    rebuildables(settings)
+        .into_iter()
+        .find(|r| r.family() == name)
 }
 
 /// Rebuilds one read model.
 pub async fn rebuild(
     pool: &PgPool,
     model: &dyn Rebuildable,
+    settings: &ProjectionSettings,
     progress: impl FnMut(Progress) + Send,
 ) -> Result<RebuildReport, RebuildError> {
     let options = pool.connect_options();
-    rebuild::rebuild(pool, &options, model, REBUILD_BATCH, progress).await
+    let batch = settings.rebuild_batch_size.max(1);
+    rebuild::rebuild(pool, &options, model, batch, progress).await
 }
 
 /// One consumer's state, as `GET /api/v1/admin/projections` and `projections status` show it.
@@ -168,8 +181,8 @@ pub async fn status(
             .iter()
             .find(|h| h.name() == name)
             .map(|h| format!("{:?}", h.status().state).to_uppercase());
-        let generation = match find(&name) {
-            Some(model) => Some(projections::generation::active(pool, model.family()).await?),
+        let generation = match families().into_iter().find(|family| *family == name) {
+            Some(family) => Some(projections::generation::active(pool, family).await?),
             None => None,
         };
         out.push(ProjectionStatus {
@@ -189,5 +202,20 @@ pub(crate) fn feed_error(error: projections::FeedError) -> sqlx::Error {
     match error {
         projections::FeedError::Database(e) => e,
         other => sqlx::Error::Protocol(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Profile, Settings};
+
+    #[test]
+    fn every_rebuildable_read_model_is_named_in_families() {
+        let settings = Settings::defaults(Profile::Test).projections;
+        let names: Vec<&str> = rebuildables(&settings).iter().map(|r| r.family()).collect();
+        assert_eq!(names, families());
+        assert!(find("process_models", &settings).is_some());
+        assert!(find("nope", &settings).is_none());
     }
 }

@@ -337,10 +337,7 @@ async fn projections(command: ProjectionsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ProjectionsCommand::Rebuild { name, all } => {
-            let known: Vec<&'static str> = crate::admin::rebuildables()
-                .iter()
-                .map(|r| r.family())
-                .collect();
+            let known = crate::admin::families().to_vec();
             let names = match (name, all) {
                 (_, true) => known,
                 (Some(name), false) => {
@@ -359,8 +356,10 @@ async fn projections(command: ProjectionsCommand) -> anyhow::Result<()> {
                 };
                 let report = match &target {
                     Target::Postgres(pool) => {
-                        let model = crate::admin::find(name).context("unknown read model")?;
-                        crate::admin::rebuild(pool, model.as_ref(), progress).await?
+                        let model = crate::admin::find(name, &settings.projections)
+                            .context("unknown read model")?;
+                        crate::admin::rebuild(pool, model.as_ref(), &settings.projections, progress)
+                            .await?
                     }
                     Target::Sqlite(store) => {
                         let family = projections::sqlite::Family::from_name(name)

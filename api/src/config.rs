@@ -178,6 +178,13 @@ pub struct ProjectionSettings {
     pub read_your_writes_timeout_ms: u64,
     /// Readiness reports DOWN while the model projection lags more events than this.
     pub readiness_max_lag: i64,
+    /// The memory, in MiB, a `process_models` rebuild may hold: it folds the feed in
+    /// windows of about this size and writes each model once per window, so more memory
+    /// means fewer writes when there are many models (docs/performance.md). A model with a
+    /// small editor JSON takes ≈ 4 KB.
+    pub rebuild_memory_mb: u64,
+    /// Events a rebuild reads per batch: large batches, few round trips.
+    pub rebuild_batch_size: i64,
 }
 
 /// The event fan-out. Without `url` (`NATS_URL`) nothing is relayed and the live event
@@ -220,7 +227,7 @@ pub enum LogFormat {
 }
 
 impl Settings {
-    fn defaults(profile: Profile) -> Self {
+    pub(crate) fn defaults(profile: Profile) -> Self {
         Self {
             profile,
             server: ServerSettings {
@@ -263,6 +270,8 @@ impl Settings {
                 audit_poll_interval_ms: 100,
                 read_your_writes_timeout_ms: 2000,
                 readiness_max_lag: 10_000,
+                rebuild_memory_mb: 256,
+                rebuild_batch_size: 5000,
             },
             nats: NatsSettings {
                 url: None,

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use contract_tests::{expect_problem, TestApp, ADMIN, MODELER};
+use contract_tests::{expect_problem, Options, TestApp, ADMIN, MODELER};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -149,7 +149,25 @@ async fn wait_for_generation(app: &TestApp, token: &str, generation: i64) -> Val
 
 #[tokio::test]
 async fn a_rebuild_reproduces_the_read_tables_and_the_live_projector_carries_on() {
-    let app = TestApp::spawn().await;
+    rebuild_reproduces_the_read_tables(TestApp::spawn().await).await;
+}
+
+/// The fill writes its window after every batch of two events: models come back from the
+/// rows an earlier window wrote (without their editor JSON), and publishes and restores
+/// refer to versions an earlier window wrote.
+#[tokio::test]
+async fn a_rebuild_in_windows_of_one_small_batch_reproduces_the_read_tables() {
+    let options = Options {
+        settings: vec![
+            ("projections.rebuild_memory_mb", json!(0)),
+            ("projections.rebuild_batch_size", json!(2)),
+        ],
+        ..Options::default()
+    };
+    rebuild_reproduces_the_read_tables(TestApp::spawn_with(options).await).await;
+}
+
+async fn rebuild_reproduces_the_read_tables(app: TestApp) {
     let token = app.token("root", "acme", &[MODELER, ADMIN]);
     use_the_service(&app, &token).await;
     let before = snapshot(&app).await;

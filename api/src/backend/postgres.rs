@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{LiveError, ModelTicket, ModelWait, ReadStore, RebuildStart, Started};
 use crate::admin::{self, ProjectionStatus, Rebuilds};
-use crate::config::Settings;
+use crate::config::{ProjectionSettings, Settings};
 use crate::metrics::Metrics;
 use crate::read_side::{self, ReadSide};
 use crate::relay::Relay;
@@ -78,7 +78,7 @@ pub async fn start(settings: &Settings, url: &str) -> anyhow::Result<Started> {
     metrics.register_state_cache(commands.state_cache_counts());
     Ok(Started {
         commands: Arc::new(commands),
-        store: Arc::new(PostgresStore::new(pool, read)),
+        store: Arc::new(PostgresStore::new(pool, read, settings.projections.clone())),
         runners,
         metrics,
     })
@@ -89,14 +89,17 @@ pub struct PostgresStore {
     pool: PgPool,
     read: ReadSide,
     rebuilds: Rebuilds,
+    /// How rebuilds started through the API run.
+    settings: ProjectionSettings,
 }
 
 impl PostgresStore {
-    pub fn new(pool: PgPool, read: ReadSide) -> Self {
+    pub fn new(pool: PgPool, read: ReadSide, settings: ProjectionSettings) -> Self {
         Self {
             pool,
             read,
             rebuilds: Rebuilds::default(),
+            settings,
         }
     }
 }
@@ -192,14 +195,15 @@ impl ReadStore for PostgresStore {
     }
 
     fn start_rebuild(&self, name: &str) -> RebuildStart {
-        let Some(model) = admin::find(name) else {
+        let Some(model) = admin::find(name, &self.settings) else {
             return RebuildStart::Unknown;
         };
         let pool = self.pool.clone();
+        let settings = self.settings.clone();
         let started = self
             .rebuilds
             .start(model.family(), move |progress| async move {
-                admin::rebuild(&pool, model.as_ref(), progress).await
+                admin::rebuild(&pool, model.as_ref(), &settings, progress).await
             });
         if started {
             RebuildStart::Started

@@ -76,6 +76,21 @@ impl Batch {
         }
     }
 
+    /// Whether the fold holds `id`'s row.
+    pub(crate) fn holds(&self, id: &Uuid) -> bool {
+        self.rows.contains_key(id)
+    }
+
+    /// How many rows the fold holds.
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Adds rows loaded from the table, for the events still to come.
+    pub(crate) fn add_loaded(&mut self, rows: impl IntoIterator<Item = ModelRow>) {
+        self.rows.extend(rows.into_iter().map(|row| (row.id, row)));
+    }
+
     pub(crate) async fn apply(
         &mut self,
         versions: &mut (impl VersionLookup + ?Sized),

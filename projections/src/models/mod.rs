@@ -3,6 +3,7 @@
 //! A batch is folded in memory (one read of the touched rows, then one bulk upsert), so a
 //! rebuild costs a few statements per batch instead of one per event.
 
+mod fill;
 pub(crate) mod fold;
 mod handover;
 pub mod query;
@@ -127,7 +128,28 @@ impl Projector for ModelsProjector {
 pub(crate) type Rows = HashMap<Uuid, store::ModelRow>;
 
 /// Rebuilds of `process_models` and `model_versions`.
-pub struct ModelsRebuild;
+pub struct ModelsRebuild {
+    /// The estimated memory the fill's window may hold ([`fill::ModelsFill`]).
+    window_bytes: usize,
+}
+
+impl ModelsRebuild {
+    /// The default window: 256 MiB.
+    pub const DEFAULT_MEMORY: usize = 256 * 1024 * 1024;
+
+    /// A rebuild whose fill holds at most about `bytes` of rows in memory.
+    pub fn with_memory(bytes: usize) -> Self {
+        Self {
+            window_bytes: bytes,
+        }
+    }
+}
+
+impl Default for ModelsRebuild {
+    fn default() -> Self {
+        Self::with_memory(Self::DEFAULT_MEMORY)
+    }
+}
 
 impl crate::rebuild::Rebuildable for ModelsRebuild {
     fn family(&self) -> &'static str {
@@ -149,6 +171,16 @@ impl crate::rebuild::Rebuildable for ModelsRebuild {
     /// A model's rows (and its versions) derive from its own events only.
     fn independent_aggregates(&self) -> bool {
         true
+    }
+
+    /// The feed folded in memory, each model written once per window.
+    fn fill_for(&self, generation: i64) -> Option<Box<dyn crate::rebuild::Fill>> {
+        let name = ModelsProjector::rebuild(generation).name;
+        Some(Box::new(fill::ModelsFill::new(
+            generation,
+            name,
+            self.window_bytes,
+        )))
     }
 
     /// A model is written once per batch it appears in: leave room for those rewrites to

@@ -1,9 +1,11 @@
 //! The fill of a rebuild: the feed read ahead on a connection of its own, and each batch
-//! written into the new generation (on several connections for independent aggregates).
+//! written into the new generation, by the projector (on several connections for
+//! independent aggregates) or by a read model's own [`Fill`].
 
 use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
+use async_trait::async_trait;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -17,7 +19,7 @@ use crate::runner::{begin_step, Projector};
 /// How many connections write one batch of the fill at once, for a read model whose
 /// aggregates are independent: the writing backend was the bound, with a third of the two
 /// cores idle (docs/performance.md).
-pub(super) const FILL_WRITERS: u64 = 2;
+pub(crate) const FILL_WRITERS: u64 = 2;
 
 /// Reads the feed from position 0 into `batches` until it has passed `head` (the last
 /// event committed when the rebuild started), or until the xmin gate has held it back for
@@ -55,13 +57,53 @@ pub(super) async fn read_ahead(
     Ok(())
 }
 
+/// How a rebuild writes the feed into the new generation: batch after batch, in feed order.
+#[async_trait]
+pub trait Fill: Send {
+    /// Takes the next batch of the feed, which ends at `last`.
+    async fn push(
+        &mut self,
+        pool: &PgPool,
+        batch: Vec<StoredEvent>,
+        last: Position,
+    ) -> Result<(), RebuildError>;
+
+    /// Writes what it still holds. Afterwards the new generation holds the effects of every
+    /// event pushed, and the rebuild's checkpoint is at the last of them: the swap's catch-up
+    /// starts from there.
+    async fn finish(&mut self, pool: &PgPool) -> Result<(), RebuildError>;
+}
+
+/// The fill by the read model's projector, one transaction per batch with its checkpoint.
+pub(super) struct ProjectorFill<'p> {
+    pub(super) projector: &'p dyn Projector,
+    /// Whether each batch is split by aggregate over [`FILL_WRITERS`] connections.
+    pub(super) split: bool,
+}
+
+#[async_trait]
+impl Fill for ProjectorFill<'_> {
+    async fn push(
+        &mut self,
+        pool: &PgPool,
+        batch: Vec<StoredEvent>,
+        last: Position,
+    ) -> Result<(), RebuildError> {
+        fill(pool, self.projector, batch, last, self.split).await
+    }
+
+    async fn finish(&mut self, _pool: &PgPool) -> Result<(), RebuildError> {
+        Ok(())
+    }
+}
+
 /// Applies one batch of the fill and moves the rebuild's checkpoint to `last`. A batch of
 /// independent aggregates is split by aggregate, each part in its own transaction, all at
 /// once; the checkpoint follows once every part is in, so it never passes an event whose
 /// effects are missing (the swap's catch-up starts from it). Commits need not wait for the
 /// WAL flush: a crash loses the latest batches, and a new rebuild starts over anyway; the
 /// swap commits synchronously, which flushes everything before it.
-pub(super) async fn fill(
+async fn fill(
     pool: &PgPool,
     projector: &dyn Projector,
     batch: Vec<StoredEvent>,

@@ -23,7 +23,9 @@ use crate::runner::{advisory_lock_key, Projector};
 
 mod fill;
 
-use fill::{fill, read_ahead};
+pub use fill::Fill;
+pub(crate) use fill::FILL_WRITERS;
+use fill::{read_ahead, ProjectorFill};
 
 /// A rebuild batch also ends once its events' stored payloads reach this many bytes (see
 /// [`feed::read_batch_within`]). Up to four batches are in memory at once (the one written,
@@ -64,6 +66,11 @@ pub trait Rebuildable: Send + Sync {
     /// writes each batch on [`fill::FILL_WRITERS`] connections.
     fn independent_aggregates(&self) -> bool {
         false
+    }
+    /// A fill of its own for a rebuild into `generation`, in place of its projector's
+    /// batches (see [`Fill`]).
+    fn fill_for(&self, _generation: i64) -> Option<Box<dyn Fill>> {
+        None
     }
     /// Whether its tables are also analyzed while the new generation fills (see
     /// [`FIRST_ANALYZE_AFTER`]): for a projector that looks up its own rows by key.
@@ -157,6 +164,15 @@ pub async fn rebuild(
     // connections the feed query, the projector's work and its writes overlap.
     let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<StoredEvent>>(2);
     let reader = read_ahead(connect, head, batch_size, batches);
+    let mut own_fill = model.fill_for(target);
+    let mut projector_fill = ProjectorFill {
+        projector: projector.as_ref(),
+        split: model.independent_aggregates(),
+    };
+    let filler: &mut dyn Fill = match own_fill.as_deref_mut() {
+        Some(own) => own,
+        None => &mut projector_fill,
+    };
     let writer = async {
         let mut done = 0u64;
         let mut analyze_at = FIRST_ANALYZE_AFTER;
@@ -165,14 +181,7 @@ pub async fn rebuild(
                 continue;
             };
             let events = batch.len() as u64;
-            fill(
-                pool,
-                projector.as_ref(),
-                batch,
-                last,
-                model.independent_aggregates(),
-            )
-            .await?;
+            filler.push(pool, batch, last).await?;
             done += events;
             if model.analyze_while_rebuilding() && done >= analyze_at {
                 let mut conn = pool.acquire().await?;
@@ -186,9 +195,16 @@ pub async fn rebuild(
                 total: total.max(done),
             });
         }
+        filler.finish(pool).await?;
         Ok::<u64, RebuildError>(done)
     };
     let ((), mut done) = tokio::try_join!(reader, writer)?;
+    tracing::info!(
+        family,
+        events = done,
+        seconds = started.elapsed().as_secs_f64(),
+        "rebuild: filled"
+    );
 
     // Attached, the new generation gets the other indexes, built from its rows at once. No
     // query reads it before the swap (they read the active generation), and the live
@@ -198,6 +214,11 @@ pub async fn rebuild(
         generation::attach_partition(&mut conn, table, target).await?;
     }
     drop(conn);
+    tracing::info!(
+        family,
+        seconds = started.elapsed().as_secs_f64(),
+        "rebuild: attached, indexes built"
+    );
 
     // The swap. Locking the live checkpoint row pauses the live projector between batches.
     let mut tx = pool.begin().await?;
