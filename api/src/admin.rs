@@ -16,8 +16,7 @@ use crate::config::ProjectionSettings;
 
 /// Every read model that can be rebuilt, by name, with the rebuild settings of `settings`.
 pub fn rebuildables(settings: &ProjectionSettings) -> Vec<Arc<dyn Rebuildable>> {
-    let memory = usize::try_from(settings.rebuild_memory_mb.saturating_mul(1024 * 1024))
-        .unwrap_or(usize::MAX);
+    let memory = usize::try_from(settings.rebuild_memory_bytes).unwrap_or(usize::MAX);
     vec![
         Arc::new(ModelsRebuild::with_memory(memory)),
         Arc::new(AuditRebuild),

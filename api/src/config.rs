@@ -178,11 +178,11 @@ pub struct ProjectionSettings {
     pub read_your_writes_timeout_ms: u64,
     /// Readiness reports DOWN while the model projection lags more events than this.
     pub readiness_max_lag: i64,
-    /// The memory, in MiB, a `process_models` rebuild may hold: it folds the feed in
-    /// windows of about this size and writes each model once per window, so more memory
-    /// means fewer writes when there are many models (docs/performance.md). A model with a
-    /// small editor JSON takes ≈ 4 KB.
-    pub rebuild_memory_mb: u64,
+    /// The memory, in bytes, a `process_models` rebuild may hold: it folds the feed in
+    /// memory and writes each model once, or once per window of about this size, so more
+    /// memory means fewer writes when there are many models (docs/performance.md). A model
+    /// takes ≈ 1 KB, and ≈ 4 KB more until it is first written with a small editor JSON.
+    pub rebuild_memory_bytes: u64,
     /// Events a rebuild reads per batch: large batches, few round trips.
     pub rebuild_batch_size: i64,
 }
@@ -270,7 +270,7 @@ impl Settings {
                 audit_poll_interval_ms: 100,
                 read_your_writes_timeout_ms: 2000,
                 readiness_max_lag: 10_000,
-                rebuild_memory_mb: 256,
+                rebuild_memory_bytes: 256 * 1024 * 1024,
                 rebuild_batch_size: 5000,
             },
             nats: NatsSettings {

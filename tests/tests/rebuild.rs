@@ -159,7 +159,34 @@ async fn a_rebuild_reproduces_the_read_tables_and_the_live_projector_carries_on(
 async fn a_rebuild_in_windows_of_one_small_batch_reproduces_the_read_tables() {
     let options = Options {
         settings: vec![
-            ("projections.rebuild_memory_mb", json!(0)),
+            ("projections.rebuild_memory_bytes", json!(0)),
+            ("projections.rebuild_batch_size", json!(2)),
+        ],
+        ..Options::default()
+    };
+    rebuild_reproduces_the_read_tables(TestApp::spawn_with(options).await).await;
+}
+
+/// Batches of two events into one window, which holds every model: each model is written
+/// once, at the end.
+#[tokio::test]
+async fn a_rebuild_of_small_batches_into_one_window_reproduces_the_read_tables() {
+    let options = Options {
+        settings: vec![("projections.rebuild_batch_size", json!(2))],
+        ..Options::default()
+    };
+    rebuild_reproduces_the_read_tables(TestApp::spawn_with(options).await).await;
+}
+
+/// Batches of two events into a window with room for the six models' rows but not for their
+/// editor JSON: the window inserts the models it created (and the versions they published)
+/// as it goes, keeps their rows without the JSON, and rewrites those changed since at the
+/// end.
+#[tokio::test]
+async fn a_rebuild_that_inserts_new_models_as_it_goes_reproduces_the_read_tables() {
+    let options = Options {
+        settings: vec![
+            ("projections.rebuild_memory_bytes", json!(10_000)),
             ("projections.rebuild_batch_size", json!(2)),
         ],
         ..Options::default()

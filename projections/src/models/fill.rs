@@ -1,14 +1,22 @@
 //! The rebuild's fill of `process_models` and `model_versions`: the feed folded in memory
-//! across batches, each model written once per window instead of once per batch.
+//! across batches, so a model is written once, or once per window, instead of once per
+//! batch.
 //!
 //! Why: the projector's batches load and rewrite every model they touch, so a model edited
 //! in 20 batches is read 20 times and written 20 times, and that upkeep was most of the
-//! rebuild's database work (docs/performance.md). Here a window holds the rows of every
-//! model seen since it opened; it is written out, in parts on [`FILL_WRITERS`] connections,
-//! when its estimated memory passes the rebuild's budget and at the end. A model written by an
-//! earlier window is loaded again (without its editor JSON) when an event touches it.
+//! rebuild's database work (docs/performance.md). Here the window keeps the row of every
+//! model touched since it opened, and when its estimated memory passes the rebuild's
+//! budget it gives memory back in two steps:
+//! 1. it inserts the models it created and the versions they published, and keeps those
+//!    rows without their editor JSON (the bulk of a row in memory: a `serde_json::Value`
+//!    tree takes several times its text);
+//! 2. if that is not enough, it rewrites the rows changed since their last write and starts
+//!    empty; a model written before is loaded again (without its editor JSON) when an event
+//!    touches it.
+//!
+//! At the end it does both. With memory for every model, each is written once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
@@ -21,17 +29,19 @@ use super::Rows;
 use crate::checkpoint;
 use crate::error::ProjectionError;
 use crate::event::StoredEvent;
-use crate::generation::Target;
+use crate::generation::{self, Target};
 use crate::position::Position;
 use crate::rebuild::{Fill, RebuildError, FILL_WRITERS};
 use crate::runner::begin_step;
 
-/// The memory of a row held, without its editor JSON: the struct, its strings and the map
-/// entry (≈ 900 bytes measured: 250 000 rows loaded took ≈ 230 MB).
+/// The memory of a row held without its editor JSON: the struct, its strings and the map
+/// entry (≈ 900 bytes measured: 250 000 rows took ≈ 230 MB).
 const ROW_BYTES: usize = 1024;
 /// Memory of a decoded editor JSON per byte of its event's stored text (a
 /// `serde_json::Value` tree: maps, strings and their allocations; ≈ 6.5 measured).
 const JSON_TREE_FACTOR: usize = 8;
+/// What a version, or a restore's JSON, is counted for: their events do not tell its size.
+const COPIED_JSON_BYTES: usize = 4 * ROW_BYTES;
 /// Rows of one write statement.
 const ROWS_PER_WRITE: usize = 5_000;
 
@@ -42,11 +52,16 @@ pub(super) struct ModelsFill {
     /// The rebuild's checkpoint name.
     name: String,
     window: Batch,
-    /// The estimated memory the window holds, and how much it may.
-    held: usize,
+    /// The estimated memory of the editor JSON the window holds for models not yet in the
+    /// table (with their versions), and for the others.
+    json_new: usize,
+    json_written: usize,
+    /// How much the window may hold in all.
     window_bytes: usize,
-    /// Models an earlier window wrote to the generation.
+    /// Models in the generation's table.
     written: HashSet<Uuid>,
+    /// Models of the window whose row changed since it was last written.
+    dirty: HashSet<Uuid>,
     last: Option<Position>,
 }
 
@@ -57,61 +72,103 @@ impl ModelsFill {
             generation,
             name,
             window: Batch::new(Rows::new()),
-            held: 0,
+            json_new: 0,
+            json_written: 0,
             window_bytes,
             written: HashSet::new(),
+            dirty: HashSet::new(),
             last: None,
         }
     }
 
-    /// Writes the window's rows and versions, and starts an empty one.
-    async fn write_window(&mut self, pool: &PgPool) -> Result<(), RebuildError> {
+    fn over_budget(&self) -> bool {
+        self.window.len() * ROW_BYTES + self.json_new + self.json_written >= self.window_bytes
+    }
+
+    /// Step 1: inserts the versions published so far and the models not yet in the table,
+    /// which the window keeps without their editor JSON.
+    async fn insert_new(&mut self, pool: &PgPool) -> Result<(), RebuildError> {
+        let new: Vec<Uuid> = self
+            .dirty
+            .iter()
+            .filter(|id| !self.written.contains(id))
+            .copied()
+            .collect();
+        let mut rows = Vec::with_capacity(new.len());
+        for id in &new {
+            if let Some(row) = self.window.row_mut(id) {
+                // The window's row keeps `None` from here on: the JSON as stored.
+                let json = row.model_json.take();
+                let mut image = row.clone();
+                image.model_json = json;
+                rows.push(image);
+            }
+        }
+        let versions = self.window.take_versions();
+        // Versions first: one without its JSON copies its model's as stored now, before
+        // a rewrite of the row (step 2) replaces it.
+        self.write(pool, rows, versions).await?;
+        for id in new {
+            self.written.insert(id);
+            self.dirty.remove(&id);
+        }
+        self.json_new = 0;
+        Ok(())
+    }
+
+    /// Step 2: rewrites the rows changed since their last write and starts an empty window.
+    /// Call [`Self::insert_new`] first: every row of the window is in the table then.
+    async fn rewrite_window(&mut self, pool: &PgPool) -> Result<(), RebuildError> {
         let window = std::mem::replace(&mut self.window, Batch::new(Rows::new()));
-        self.held = 0;
-        let fold::Folded { rows, versions } = window.finish();
-        let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
-        let parts = in_parts(rows, versions);
+        self.json_written = 0;
+        let dirty = std::mem::take(&mut self.dirty);
+        let fold::Folded { rows, .. } = window.finish();
+        let changed = rows
+            .into_iter()
+            .filter(|row| dirty.contains(&row.id))
+            .collect();
+        self.write(pool, changed, Vec::new()).await
+    }
+
+    /// Writes `rows` (inserted or updated as [`Self::written`] says) in parts on
+    /// [`FILL_WRITERS`] connections, after `versions`.
+    async fn write(
+        &self,
+        pool: &PgPool,
+        rows: Vec<ModelRow>,
+        versions: Vec<VersionRow>,
+    ) -> Result<(), RebuildError> {
+        if !versions.is_empty() {
+            let mut tx = begin_step(pool).await?;
+            store::insert_versions(&mut tx, &self.tables, self.generation, versions).await?;
+            tx.commit().await?;
+        }
+        let mut parts = Vec::with_capacity(rows.len().div_ceil(ROWS_PER_WRITE));
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            parts.push(rows.by_ref().take(ROWS_PER_WRITE).collect::<Vec<_>>());
+        }
         let (tables, generation, written) = (&self.tables, self.generation, &self.written);
         futures::stream::iter(parts)
-            .map(|(rows, versions)| async move {
+            .map(|rows| async move {
                 let mut tx = begin_step(pool).await?;
-                // Versions first: one that freezes the JSON an earlier window stored copies
-                // it from the row before the row is rewritten.
-                store::insert_versions(&mut tx, tables, generation, versions).await?;
                 store::write_models(&mut tx, tables, generation, rows, written).await?;
                 tx.commit().await?;
                 Ok::<(), RebuildError>(())
             })
             .buffer_unordered(FILL_WRITERS as usize)
             .try_collect::<()>()
-            .await?;
-        self.written.extend(ids);
-        Ok(())
+            .await
     }
 }
 
-/// The window's rows in parts of [`ROWS_PER_WRITE`], each with the versions of its models.
-fn in_parts(
-    rows: Vec<ModelRow>,
-    versions: Vec<VersionRow>,
-) -> Vec<(Vec<ModelRow>, Vec<VersionRow>)> {
-    let mut part_of = HashMap::with_capacity(rows.len());
-    let mut parts: Vec<(Vec<ModelRow>, Vec<VersionRow>)> = Vec::new();
-    for (index, row) in rows.into_iter().enumerate() {
-        let part = index / ROWS_PER_WRITE;
-        if part == parts.len() {
-            parts.push((Vec::with_capacity(ROWS_PER_WRITE), Vec::new()));
-        }
-        part_of.insert(row.id, part);
-        parts[part].0.push(row);
+/// What `event` makes the window hold beyond its row, estimated.
+fn json_bytes(event: &StoredEvent) -> usize {
+    match event.event_type.as_str() {
+        "ModelCreated" | "ModelJsonReplaced" => event.payload.as_text().len() * JSON_TREE_FACTOR,
+        "ModelPublished" | "ModelRestored" => COPIED_JSON_BYTES,
+        _ => 0,
     }
-    for version in versions {
-        // A publish touches its model, so the window holds the model's row.
-        if let Some(&part) = part_of.get(&version.model_id) {
-            parts[part].1.push(version);
-        }
-    }
-    parts
 }
 
 #[async_trait]
@@ -123,24 +180,22 @@ impl Fill for ModelsFill {
         last: Position,
     ) -> Result<(), RebuildError> {
         self.last = Some(last);
-        let events: Vec<&StoredEvent> = batch
-            .iter()
-            .filter(|e| e.aggregate_type == fold::AGGREGATE_TYPE)
-            .collect();
-        let mut ids = Vec::with_capacity(events.len());
-        for event in &events {
+        let mut events = Vec::with_capacity(batch.len());
+        for event in &batch {
+            if event.aggregate_type != fold::AGGREGATE_TYPE {
+                continue;
+            }
             let id = Uuid::parse_str(&event.aggregate_id)
                 .map_err(|e| ProjectionError::failed(event.global_position, e))?;
-            ids.push(id);
+            events.push((id, event));
         }
-        let mut to_load: Vec<Uuid> = ids
+        let mut to_load: Vec<Uuid> = events
             .iter()
+            .map(|(id, _)| *id)
             .filter(|id| self.written.contains(id) && !self.window.holds(id))
-            .copied()
             .collect();
         to_load.sort_unstable();
         to_load.dedup();
-        let rows_before = self.window.len();
         let mut conn = pool.acquire().await?;
         if !to_load.is_empty() {
             let (_, rows) = store::load_models(&mut conn, &self.tables, &to_load).await?;
@@ -151,25 +206,32 @@ impl Fill for ModelsFill {
             tables: &self.tables,
             generation: self.generation,
         };
-        for event in events {
-            if matches!(
-                event.event_type.as_str(),
-                "ModelCreated" | "ModelJsonReplaced"
-            ) {
-                self.held += event.payload.as_text().len() * JSON_TREE_FACTOR;
-            }
+        for (id, event) in events {
             self.window.apply(&mut versions, event).await?;
+            self.dirty.insert(id);
+            if self.written.contains(&id) {
+                self.json_written += json_bytes(event);
+            } else {
+                self.json_new += json_bytes(event);
+            }
         }
         drop(conn);
-        self.held += (self.window.len() - rows_before) * ROW_BYTES;
-        if self.held >= self.window_bytes {
-            self.write_window(pool).await?;
+        if self.over_budget() {
+            self.insert_new(pool).await?;
+        }
+        if self.over_budget() {
+            self.rewrite_window(pool).await?;
+            // Later batches load rows by primary key: the statistics taken when the table
+            // was empty would have the planner scan it instead.
+            let mut conn = pool.acquire().await?;
+            generation::analyze(&mut conn, store::MODELS_TABLE, Some(self.generation)).await?;
         }
         Ok(())
     }
 
     async fn finish(&mut self, pool: &PgPool) -> Result<(), RebuildError> {
-        self.write_window(pool).await?;
+        self.insert_new(pool).await?;
+        self.rewrite_window(pool).await?;
         if let Some(last) = self.last {
             let mut tx = pool.begin().await?;
             checkpoint::save(&mut tx, &self.name, last).await?;

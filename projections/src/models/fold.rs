@@ -86,6 +86,17 @@ impl Batch {
         self.rows.len()
     }
 
+    /// The row of `id`, if the fold holds it.
+    pub(crate) fn row_mut(&mut self, id: &Uuid) -> Option<&mut ModelRow> {
+        self.rows.get_mut(id)
+    }
+
+    /// The versions published so far, handed over: the fold goes on without them (a later
+    /// restore of one finds it through its [`VersionLookup`]).
+    pub(crate) fn take_versions(&mut self) -> Vec<VersionRow> {
+        std::mem::take(&mut self.versions)
+    }
+
     /// Adds rows loaded from the table, for the events still to come.
     pub(crate) fn add_loaded(&mut self, rows: impl IntoIterator<Item = ModelRow>) {
         self.rows.extend(rows.into_iter().map(|row| (row.id, row)));

@@ -168,11 +168,6 @@ impl crate::rebuild::Rebuildable for ModelsRebuild {
         &[store::MODELS_TABLE, store::VERSIONS_TABLE]
     }
 
-    /// A model's rows (and its versions) derive from its own events only.
-    fn independent_aggregates(&self) -> bool {
-        true
-    }
-
     /// The feed folded in memory, each model written once per window.
     fn fill_for(&self, generation: i64) -> Option<Box<dyn crate::rebuild::Fill>> {
         let name = ModelsProjector::rebuild(generation).name;
@@ -188,10 +183,5 @@ impl crate::rebuild::Rebuildable for ModelsRebuild {
     /// (docs/performance.md).
     fn fill_factor(&self, table: &str) -> Option<u8> {
         (table == store::MODELS_TABLE).then_some(60)
-    }
-
-    /// Every batch loads the rows of the models it touches by primary key.
-    fn analyze_while_rebuilding(&self) -> bool {
-        true
     }
 }

@@ -180,6 +180,31 @@ pub(super) async fn write_models(
         revision.push(row.revision);
     }
     let models = &tables.models;
+    let update = format!(
+        "UPDATE {models} m SET
+             name = r.name, category = r.category, description = r.description,
+             version = r.version, status = r.status,
+             model_json = COALESCE(r.model_json, m.model_json),
+             updated_by = r.updated_by, updated_time = r.updated_time, revision = r.revision
+           FROM r
+          WHERE r.stored AND m.generation = $1 AND m.id = r.id"
+    );
+    let insert = format!(
+        "INSERT INTO {models}
+             (generation, id, tenant_id, process_key, name, category, description, version, status,
+              model_json, created_by, created_time, updated_by, updated_time, revision)
+         SELECT $1, id, tenant_id, process_key, name, category, description, version, status,
+                model_json, created_by, created_time, updated_by, updated_time, revision
+           FROM r
+          WHERE NOT r.stored"
+    );
+    // Only the statements the rows need: a join of the table with rows none of which it
+    // holds is no cheaper for matching nothing (a rebuild's batch of new models).
+    let write = match (stored.iter().any(|s| *s), stored.iter().any(|s| !*s)) {
+        (true, true) => format!("WITH updated AS ({update}) {insert}"),
+        (true, false) => update,
+        (false, _) => insert,
+    };
     sqlx::query(&format!(
         "WITH r AS (
              SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -189,22 +214,7 @@ pub(super) async fn write_models(
                  AS r(id, tenant_id, process_key, name, category, description, version, status,
                       model_json, created_by, created_time, updated_by, updated_time, revision,
                       stored)
-         ), updated AS (
-             UPDATE {models} m SET
-                 name = r.name, category = r.category, description = r.description,
-                 version = r.version, status = r.status,
-                 model_json = COALESCE(r.model_json, m.model_json),
-                 updated_by = r.updated_by, updated_time = r.updated_time, revision = r.revision
-               FROM r
-              WHERE r.stored AND m.generation = $1 AND m.id = r.id
-         )
-         INSERT INTO {models}
-             (generation, id, tenant_id, process_key, name, category, description, version, status,
-              model_json, created_by, created_time, updated_by, updated_time, revision)
-         SELECT $1, id, tenant_id, process_key, name, category, description, version, status,
-                model_json, created_by, created_time, updated_by, updated_time, revision
-           FROM r
-          WHERE NOT r.stored"
+         ) {write}"
     ))
     .bind(generation)
     .bind(id)

@@ -36,15 +36,6 @@ use fill::{read_ahead, ProjectorFill};
 /// per batch).
 pub(crate) const REBUILD_BATCH_BYTES: i64 = 4 * 1024 * 1024;
 
-/// The new generation's tables are analyzed once this many events are in, and again each
-/// time the count has doubled ([`Rebuildable::analyze_while_rebuilding`]). The statistics
-/// taken before the rebuild say the generation is empty, so the planner reads a batch's
-/// rows by scanning the whole generation instead of probing the primary key: 180 ms
-/// instead of 18 ms per 5 000-event batch once it holds 250 000 models. Over 1 000 000
-/// events that made the `process_models` rebuild 5 times slower. Doubling keeps the
-/// `ANALYZE`s to a handful (6 for 1 000 000 events).
-const FIRST_ANALYZE_AFTER: u64 = 20_000;
-
 /// A read model that can be rebuilt.
 pub trait Rebuildable: Send + Sync {
     /// Its name in `projection_generations`.
@@ -61,21 +52,10 @@ pub trait Rebuildable: Send + Sync {
     fn fill_factor(&self, _table: &str) -> Option<u8> {
         None
     }
-    /// Whether the events of different aggregates can be applied in separate transactions
-    /// at once: each aggregate's rows derive from its own events only. The fill then
-    /// writes each batch on [`fill::FILL_WRITERS`] connections.
-    fn independent_aggregates(&self) -> bool {
-        false
-    }
     /// A fill of its own for a rebuild into `generation`, in place of its projector's
     /// batches (see [`Fill`]).
     fn fill_for(&self, _generation: i64) -> Option<Box<dyn Fill>> {
         None
-    }
-    /// Whether its tables are also analyzed while the new generation fills (see
-    /// [`FIRST_ANALYZE_AFTER`]): for a projector that looks up its own rows by key.
-    fn analyze_while_rebuilding(&self) -> bool {
-        false
     }
 }
 
@@ -101,6 +81,8 @@ pub enum RebuildError {
     AlreadyRunning(&'static str),
     #[error(transparent)]
     Projection(#[from] ProjectionError),
+    #[error("the rebuild's feed reader stopped: {0}")]
+    Reader(tokio::task::JoinError),
     #[error("the new generation ends at {rebuilt:?}, before the live checkpoint {live:?}")]
     Behind { rebuilt: Position, live: Position },
 }
@@ -163,11 +145,19 @@ pub async fn rebuild(
     // The reader fetches the next batch while the writer applies the previous one: on two
     // connections the feed query, the projector's work and its writes overlap.
     let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<StoredEvent>>(2);
-    let reader = read_ahead(connect, head, batch_size, batches);
+    // A task of its own, so decoding the feed's rows runs on another thread than the
+    // writer's fold (joined in one task, both took turns on one thread).
+    let reader = tokio::spawn(read_ahead(connect.clone(), head, batch_size, batches));
+    let reader = async {
+        match reader.await {
+            Ok(read) => read,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => Err(RebuildError::Reader(error)),
+        }
+    };
     let mut own_fill = model.fill_for(target);
     let mut projector_fill = ProjectorFill {
         projector: projector.as_ref(),
-        split: model.independent_aggregates(),
     };
     let filler: &mut dyn Fill = match own_fill.as_deref_mut() {
         Some(own) => own,
@@ -175,7 +165,6 @@ pub async fn rebuild(
     };
     let writer = async {
         let mut done = 0u64;
-        let mut analyze_at = FIRST_ANALYZE_AFTER;
         while let Some(batch) = to_write.recv().await {
             let Some(last) = batch.last().map(StoredEvent::position) else {
                 continue;
@@ -183,13 +172,6 @@ pub async fn rebuild(
             let events = batch.len() as u64;
             filler.push(pool, batch, last).await?;
             done += events;
-            if model.analyze_while_rebuilding() && done >= analyze_at {
-                let mut conn = pool.acquire().await?;
-                for table in model.tables() {
-                    generation::analyze(&mut conn, table, Some(target)).await?;
-                }
-                analyze_at = done.saturating_mul(2);
-            }
             progress(Progress {
                 done,
                 total: total.max(done),
