@@ -62,6 +62,8 @@ pub(super) struct ModelsFill {
     written: HashSet<Uuid>,
     /// Models of the window whose row changed since it was last written.
     dirty: HashSet<Uuid>,
+    /// How many models the table held when it was last analyzed.
+    analyzed_at: usize,
     last: Option<Position>,
 }
 
@@ -77,6 +79,7 @@ impl ModelsFill {
             window_bytes,
             written: HashSet::new(),
             dirty: HashSet::new(),
+            analyzed_at: 0,
             last: None,
         }
     }
@@ -221,10 +224,15 @@ impl Fill for ModelsFill {
         }
         if self.over_budget() {
             self.rewrite_window(pool).await?;
-            // Later batches load rows by primary key: the statistics taken when the table
-            // was empty would have the planner scan it instead.
-            let mut conn = pool.acquire().await?;
-            generation::analyze(&mut conn, store::MODELS_TABLE, Some(self.generation)).await?;
+            // Later batches load rows by primary key. With the statistics taken when the
+            // table was empty the planner scans it instead (180 ms instead of 18 ms per
+            // batch at 250 000 models); analyzing each time the table has doubled keeps the
+            // `ANALYZE`s (≈ 0.25 s each at 250 000 models) to a handful.
+            if self.written.len() >= 2 * self.analyzed_at {
+                let mut conn = pool.acquire().await?;
+                generation::analyze(&mut conn, store::MODELS_TABLE, Some(self.generation)).await?;
+                self.analyzed_at = self.written.len();
+            }
         }
         Ok(())
     }
