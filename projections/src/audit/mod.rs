@@ -4,6 +4,7 @@
 
 mod chain;
 mod fields;
+mod fill;
 pub mod hash;
 mod projector;
 mod query;

@@ -2,9 +2,10 @@
 //! hashes come out identical to the live ones, so a swapped-in rebuild keeps the chain's
 //! `last_hash`.
 
+use super::fill::AuditFill;
 use super::projector::{AuditProjector, FAMILY, NAME};
 use super::store::TABLE;
-use crate::rebuild::Rebuildable;
+use crate::rebuild::{Fill, Rebuildable};
 use crate::runner::Projector;
 
 /// The audit log as a [`Rebuildable`] read model.
@@ -26,5 +27,10 @@ impl Rebuildable for AuditRebuild {
 
     fn tables(&self) -> &'static [&'static str] {
         &[TABLE]
+    }
+
+    /// The chain kept in memory, each batch's rows written on several connections.
+    fn fill_for(&self, generation: i64) -> Option<Box<dyn Fill>> {
+        Some(Box::new(AuditFill::new(generation)))
     }
 }
