@@ -157,25 +157,14 @@ async fn a_rebuild_reproduces_the_read_tables_and_the_live_projector_carries_on(
 /// refer to versions an earlier window wrote.
 #[tokio::test]
 async fn a_rebuild_in_windows_of_one_small_batch_reproduces_the_read_tables() {
-    let options = Options {
-        settings: vec![
-            ("projections.rebuild_memory_bytes", json!(0)),
-            ("projections.rebuild_batch_size", json!(2)),
-        ],
-        ..Options::default()
-    };
-    rebuild_reproduces_the_read_tables(TestApp::spawn_with(options).await).await;
+    rebuild_reproduces_the_read_tables(rebuilding_in(2, Some(0)).await).await;
 }
 
 /// Batches of two events into one window, which holds every model: each model is written
 /// once, at the end.
 #[tokio::test]
 async fn a_rebuild_of_small_batches_into_one_window_reproduces_the_read_tables() {
-    let options = Options {
-        settings: vec![("projections.rebuild_batch_size", json!(2))],
-        ..Options::default()
-    };
-    rebuild_reproduces_the_read_tables(TestApp::spawn_with(options).await).await;
+    rebuild_reproduces_the_read_tables(rebuilding_in(2, None).await).await;
 }
 
 /// Batches of two events into a window with room for the six models' rows but not for their
@@ -184,14 +173,21 @@ async fn a_rebuild_of_small_batches_into_one_window_reproduces_the_read_tables()
 /// end.
 #[tokio::test]
 async fn a_rebuild_that_inserts_new_models_as_it_goes_reproduces_the_read_tables() {
-    let options = Options {
-        settings: vec![
-            ("projections.rebuild_memory_bytes", json!(10_000)),
-            ("projections.rebuild_batch_size", json!(2)),
-        ],
+    rebuild_reproduces_the_read_tables(rebuilding_in(2, Some(10_000)).await).await;
+}
+
+/// An app whose rebuilds read `batch` events at a time and may hold `memory` bytes (the
+/// default when `None`).
+async fn rebuilding_in(batch: i64, memory: Option<u64>) -> TestApp {
+    let mut settings = vec![("projections.rebuild_batch_size", json!(batch))];
+    if let Some(memory) = memory {
+        settings.push(("projections.rebuild_memory_bytes", json!(memory)));
+    }
+    TestApp::spawn_with(Options {
+        settings,
         ..Options::default()
-    };
-    rebuild_reproduces_the_read_tables(TestApp::spawn_with(options).await).await;
+    })
+    .await
 }
 
 async fn rebuild_reproduces_the_read_tables(app: TestApp) {
