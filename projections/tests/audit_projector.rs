@@ -289,39 +289,40 @@ async fn indexes(pool: &sqlx::PgPool, table: &str) -> i64 {
         .expect("indexes")
 }
 
-/// A rebuild whose projector fails at its `fail_at`-th batch, as a crash mid-rebuild would
-/// stop it.
+/// A rebuild whose fill fails at its `fail_at`-th batch, as a crash mid-rebuild would stop
+/// it.
 struct FailingRebuild {
     fail_at: usize,
 }
 
-struct FailingProjector {
-    inner: AuditProjector,
-    batches: std::sync::atomic::AtomicUsize,
+/// The audit log's own fill, failing at its `fail_at`-th batch.
+struct FailingFill {
+    inner: Box<dyn rebuild::Fill>,
+    batches: usize,
     fail_at: usize,
 }
 
 #[async_trait::async_trait]
-impl Projector for FailingProjector {
-    fn name(&self) -> &str {
-        self.inner.name()
+impl rebuild::Fill for FailingFill {
+    async fn push(
+        &mut self,
+        pool: &sqlx::PgPool,
+        batch: Vec<projections::StoredEvent>,
+        last: projections::Position,
+    ) -> Result<(), rebuild::RebuildError> {
+        self.batches += 1;
+        if self.batches == self.fail_at {
+            return Err(projections::ProjectionError::failed(
+                batch[0].global_position,
+                "simulated crash",
+            )
+            .into());
+        }
+        self.inner.push(pool, batch, last).await
     }
 
-    async fn apply(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-        events: &[projections::StoredEvent],
-    ) -> Result<(), projections::ProjectionError> {
-        let batch = self
-            .batches
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if batch + 1 == self.fail_at {
-            return Err(projections::ProjectionError::failed(
-                events[0].global_position,
-                "simulated crash",
-            ));
-        }
-        self.inner.apply(tx, events).await
+    async fn finish(&mut self, pool: &sqlx::PgPool) -> Result<(), rebuild::RebuildError> {
+        self.inner.finish(pool).await
     }
 }
 
@@ -335,15 +336,19 @@ impl rebuild::Rebuildable for FailingRebuild {
     }
 
     fn projector_for(&self, generation: i64) -> Box<dyn Projector> {
-        Box::new(FailingProjector {
-            inner: AuditProjector::rebuild(generation),
-            batches: std::sync::atomic::AtomicUsize::new(0),
-            fail_at: self.fail_at,
-        })
+        AuditRebuild.projector_for(generation)
     }
 
     fn tables(&self) -> &'static [&'static str] {
         AuditRebuild.tables()
+    }
+
+    fn fill_for(&self, generation: i64) -> Box<dyn rebuild::Fill> {
+        Box::new(FailingFill {
+            inner: AuditRebuild.fill_for(generation),
+            batches: 0,
+            fail_at: self.fail_at,
+        })
     }
 }
 

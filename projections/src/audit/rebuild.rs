@@ -30,7 +30,7 @@ impl Rebuildable for AuditRebuild {
     }
 
     /// The chain kept in memory, each batch's rows written on several connections.
-    fn fill_for(&self, generation: i64) -> Option<Box<dyn Fill>> {
-        Some(Box::new(AuditFill::new(generation)))
+    fn fill_for(&self, generation: i64) -> Box<dyn Fill> {
+        Box::new(AuditFill::new(generation))
     }
 }

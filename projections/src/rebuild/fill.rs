@@ -1,5 +1,5 @@
 //! The fill of a rebuild: the feed read ahead on a connection of its own, and each batch
-//! written into the new generation, by the projector or by a read model's own [`Fill`].
+//! handed to the read model's [`Fill`], which writes it into the new generation.
 
 use std::time::Instant;
 
@@ -8,11 +8,9 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use super::{RebuildError, REBUILD_BATCH_BYTES};
-use crate::checkpoint;
 use crate::event::StoredEvent;
 use crate::feed;
 use crate::position::Position;
-use crate::runner::{begin_step, Projector};
 
 /// How many connections a read model's own [`Fill`] may write on at once: one writing
 /// backend was the bound, with a third of the two cores idle (docs/performance.md).
@@ -55,6 +53,9 @@ pub(super) async fn read_ahead(
 }
 
 /// How a rebuild writes the feed into the new generation: batch after batch, in feed order.
+/// Its transactions need not wait for the WAL flush ([`crate::runner::begin_step`]): a
+/// crash loses the latest batches, and a new rebuild starts over anyway; the swap commits
+/// synchronously, which flushes everything before it.
 #[async_trait]
 pub trait Fill: Send {
     /// Takes the next batch of the feed, which ends at `last`.
@@ -69,42 +70,4 @@ pub trait Fill: Send {
     /// event pushed, and the rebuild's checkpoint is at the last of them: the swap's catch-up
     /// starts from there.
     async fn finish(&mut self, pool: &PgPool) -> Result<(), RebuildError>;
-}
-
-/// The fill by the read model's projector, one transaction per batch with its checkpoint.
-pub(super) struct ProjectorFill<'p> {
-    pub(super) projector: &'p dyn Projector,
-}
-
-#[async_trait]
-impl Fill for ProjectorFill<'_> {
-    async fn push(
-        &mut self,
-        pool: &PgPool,
-        batch: Vec<StoredEvent>,
-        last: Position,
-    ) -> Result<(), RebuildError> {
-        fill(pool, self.projector, batch, last).await
-    }
-
-    async fn finish(&mut self, _pool: &PgPool) -> Result<(), RebuildError> {
-        Ok(())
-    }
-}
-
-/// Applies one batch of the fill and moves the rebuild's checkpoint to `last`, in one
-/// transaction. It need not wait for the WAL flush: a crash loses the latest batches, and a
-/// new rebuild starts over anyway; the swap commits synchronously, which flushes everything
-/// before it.
-async fn fill(
-    pool: &PgPool,
-    projector: &dyn Projector,
-    batch: Vec<StoredEvent>,
-    last: Position,
-) -> Result<(), RebuildError> {
-    let mut tx = begin_step(pool).await?;
-    projector.apply(&mut tx, &batch).await?;
-    checkpoint::save(&mut tx, projector.name(), last).await?;
-    tx.commit().await?;
-    Ok(())
 }

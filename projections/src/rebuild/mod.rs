@@ -23,9 +23,9 @@ use crate::runner::{advisory_lock_key, Projector};
 
 mod fill;
 
+use fill::read_ahead;
 pub use fill::Fill;
 pub(crate) use fill::FILL_WRITERS;
-use fill::{read_ahead, ProjectorFill};
 
 /// A rebuild batch also ends once its events' stored payloads reach this many bytes (see
 /// [`feed::read_batch_within`]). Up to four batches are in memory at once (the one written,
@@ -52,11 +52,9 @@ pub trait Rebuildable: Send + Sync {
     fn fill_factor(&self, _table: &str) -> Option<u8> {
         None
     }
-    /// A fill of its own for a rebuild into `generation`, in place of its projector's
-    /// batches (see [`Fill`]).
-    fn fill_for(&self, _generation: i64) -> Option<Box<dyn Fill>> {
-        None
-    }
+    /// The fill of a rebuild into `generation` (see [`Fill`]); the projector of
+    /// [`Self::projector_for`] then catches the generation up in the swap.
+    fn fill_for(&self, generation: i64) -> Box<dyn Fill>;
 }
 
 /// How far a rebuild has come.
@@ -155,14 +153,7 @@ pub async fn rebuild(
             Err(error) => Err(RebuildError::Reader(error)),
         }
     };
-    let mut own_fill = model.fill_for(target);
-    let mut projector_fill = ProjectorFill {
-        projector: projector.as_ref(),
-    };
-    let filler: &mut dyn Fill = match own_fill.as_deref_mut() {
-        Some(own) => own,
-        None => &mut projector_fill,
-    };
+    let mut filler = model.fill_for(target);
     let writer = async {
         let mut done = 0u64;
         while let Some(batch) = to_write.recv().await {
