@@ -308,7 +308,6 @@ impl rebuild::Fill for FailingFill {
         &mut self,
         pool: &sqlx::PgPool,
         batch: Vec<projections::StoredEvent>,
-        last: projections::Position,
     ) -> Result<(), rebuild::RebuildError> {
         self.batches += 1;
         if self.batches == self.fail_at {
@@ -318,7 +317,7 @@ impl rebuild::Fill for FailingFill {
             )
             .into());
         }
-        self.inner.push(pool, batch, last).await
+        self.inner.push(pool, batch).await
     }
 
     async fn finish(&mut self, pool: &sqlx::PgPool) -> Result<(), rebuild::RebuildError> {

@@ -11,13 +11,10 @@ use futures::{StreamExt, TryStreamExt};
 use sqlx::PgPool;
 
 use super::chain::{Chain, Changes};
-use super::projector::REBUILD_NAME;
 use super::row::AuditRow;
 use super::store;
-use crate::checkpoint;
 use crate::event::StoredEvent;
 use crate::generation::Target;
-use crate::position::Position;
 use crate::rebuild::{Fill, RebuildError, FILL_WRITERS};
 use crate::runner::begin_step;
 
@@ -27,7 +24,6 @@ pub(super) struct AuditFill {
     generation: i64,
     /// The chain's last row, not written yet: the next batch may extend it.
     tip: Option<AuditRow>,
-    last: Option<Position>,
 }
 
 impl AuditFill {
@@ -36,7 +32,6 @@ impl AuditFill {
             table: Target::Fixed(generation).table(store::TABLE),
             generation,
             tip: None,
-            last: None,
         }
     }
 
@@ -65,13 +60,7 @@ impl AuditFill {
 
 #[async_trait]
 impl Fill for AuditFill {
-    async fn push(
-        &mut self,
-        pool: &PgPool,
-        batch: Vec<StoredEvent>,
-        last: Position,
-    ) -> Result<(), RebuildError> {
-        self.last = Some(last);
+    async fn push(&mut self, pool: &PgPool, batch: Vec<StoredEvent>) -> Result<(), RebuildError> {
         let held = self.tip.take();
         let mut chain = Chain::after(held.clone());
         for event in &batch {
@@ -91,12 +80,6 @@ impl Fill for AuditFill {
 
     async fn finish(&mut self, pool: &PgPool) -> Result<(), RebuildError> {
         let tip: Vec<AuditRow> = self.tip.take().into_iter().collect();
-        self.write(pool, tip).await?;
-        if let Some(last) = self.last {
-            let mut tx = pool.begin().await?;
-            checkpoint::save(&mut tx, REBUILD_NAME, last).await?;
-            tx.commit().await?;
-        }
-        Ok(())
+        self.write(pool, tip).await
     }
 }

@@ -26,11 +26,9 @@ use uuid::Uuid;
 use super::fold::{self, Batch, PgVersions};
 use super::store::{self, ModelRow, Tables, VersionRow};
 use super::Rows;
-use crate::checkpoint;
 use crate::error::ProjectionError;
 use crate::event::StoredEvent;
 use crate::generation::{self, Target};
-use crate::position::Position;
 use crate::rebuild::{Fill, RebuildError, FILL_WRITERS};
 use crate::runner::begin_step;
 
@@ -49,8 +47,6 @@ const ROWS_PER_WRITE: usize = 5_000;
 pub(super) struct ModelsFill {
     tables: Tables,
     generation: i64,
-    /// The rebuild's checkpoint name.
-    name: String,
     window: Batch,
     /// The estimated memory of the editor JSON the window holds for models not yet in the
     /// table (with their versions), and for the others.
@@ -64,15 +60,13 @@ pub(super) struct ModelsFill {
     dirty: HashSet<Uuid>,
     /// How many models the table held when it was last analyzed.
     analyzed_at: usize,
-    last: Option<Position>,
 }
 
 impl ModelsFill {
-    pub(super) fn new(generation: i64, name: String, window_bytes: usize) -> Self {
+    pub(super) fn new(generation: i64, window_bytes: usize) -> Self {
         Self {
             tables: Tables::of(Target::Fixed(generation)),
             generation,
-            name,
             window: Batch::new(Rows::new()),
             json_new: 0,
             json_written: 0,
@@ -80,7 +74,6 @@ impl ModelsFill {
             written: HashSet::new(),
             dirty: HashSet::new(),
             analyzed_at: 0,
-            last: None,
         }
     }
 
@@ -176,13 +169,7 @@ fn json_bytes(event: &StoredEvent) -> usize {
 
 #[async_trait]
 impl Fill for ModelsFill {
-    async fn push(
-        &mut self,
-        pool: &PgPool,
-        batch: Vec<StoredEvent>,
-        last: Position,
-    ) -> Result<(), RebuildError> {
-        self.last = Some(last);
+    async fn push(&mut self, pool: &PgPool, batch: Vec<StoredEvent>) -> Result<(), RebuildError> {
         let mut events = Vec::with_capacity(batch.len());
         for event in &batch {
             if event.aggregate_type != fold::AGGREGATE_TYPE {
@@ -239,12 +226,6 @@ impl Fill for ModelsFill {
 
     async fn finish(&mut self, pool: &PgPool) -> Result<(), RebuildError> {
         self.insert_new(pool).await?;
-        self.rewrite_window(pool).await?;
-        if let Some(last) = self.last {
-            let mut tx = pool.begin().await?;
-            checkpoint::save(&mut tx, &self.name, last).await?;
-            tx.commit().await?;
-        }
-        Ok(())
+        self.rewrite_window(pool).await
     }
 }

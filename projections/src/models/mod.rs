@@ -170,8 +170,7 @@ impl crate::rebuild::Rebuildable for ModelsRebuild {
 
     /// The feed folded in memory, each model written once per window.
     fn fill_for(&self, generation: i64) -> Box<dyn crate::rebuild::Fill> {
-        let name = ModelsProjector::rebuild(generation).name;
-        Box::new(fill::ModelsFill::new(generation, name, self.window_bytes))
+        Box::new(fill::ModelsFill::new(generation, self.window_bytes))
     }
 
     /// A model is written once per batch it appears in: leave room for those rewrites to

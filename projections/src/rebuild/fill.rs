@@ -58,16 +58,10 @@ pub(super) async fn read_ahead(
 /// synchronously, which flushes everything before it.
 #[async_trait]
 pub trait Fill: Send {
-    /// Takes the next batch of the feed, which ends at `last`.
-    async fn push(
-        &mut self,
-        pool: &PgPool,
-        batch: Vec<StoredEvent>,
-        last: Position,
-    ) -> Result<(), RebuildError>;
+    /// Takes the next batch of the feed.
+    async fn push(&mut self, pool: &PgPool, batch: Vec<StoredEvent>) -> Result<(), RebuildError>;
 
-    /// Writes what it still holds. Afterwards the new generation holds the effects of every
-    /// event pushed, and the rebuild's checkpoint is at the last of them: the swap's catch-up
-    /// starts from there.
+    /// Writes what it still holds: afterwards the new generation holds the effects of every
+    /// event pushed (the rebuild then moves its checkpoint to the last of them).
     async fn finish(&mut self, pool: &PgPool) -> Result<(), RebuildError>;
 }

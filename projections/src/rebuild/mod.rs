@@ -156,12 +156,14 @@ pub async fn rebuild(
     let mut filler = model.fill_for(target);
     let writer = async {
         let mut done = 0u64;
+        let mut filled = None;
         while let Some(batch) = to_write.recv().await {
             let Some(last) = batch.last().map(StoredEvent::position) else {
                 continue;
             };
             let events = batch.len() as u64;
-            filler.push(pool, batch, last).await?;
+            filler.push(pool, batch).await?;
+            filled = Some(last);
             done += events;
             progress(Progress {
                 done,
@@ -169,6 +171,12 @@ pub async fn rebuild(
             });
         }
         filler.finish(pool).await?;
+        // The swap's catch-up starts from here.
+        if let Some(last) = filled {
+            let mut tx = pool.begin().await?;
+            checkpoint::save(&mut tx, projector.name(), last).await?;
+            tx.commit().await?;
+        }
         Ok::<u64, RebuildError>(done)
     };
     let ((), mut done) = tokio::try_join!(reader, writer)?;
