@@ -270,7 +270,7 @@ impl Settings {
                 audit_poll_interval_ms: 100,
                 read_your_writes_timeout_ms: 2000,
                 readiness_max_lag: 10_000,
-                rebuild_memory_bytes: 256 * 1024 * 1024,
+                rebuild_memory_bytes: projections::models::ModelsRebuild::DEFAULT_MEMORY as u64,
                 rebuild_batch_size: 5000,
             },
             nats: NatsSettings {
