@@ -118,7 +118,8 @@ impl ModelsFill {
         let window = std::mem::replace(&mut self.window, Batch::new(Rows::new()));
         self.json_written = 0;
         let dirty = std::mem::take(&mut self.dirty);
-        let fold::Folded { rows, .. } = window.finish();
+        let fold::Folded { rows, versions } = window.finish();
+        debug_assert!(versions.is_empty(), "insert_new wrote the versions");
         let changed = rows
             .into_iter()
             .filter(|row| dirty.contains(&row.id))
