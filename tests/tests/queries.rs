@@ -8,10 +8,23 @@ use serde_json::{json, Value};
 both_backends!(
     a_command_answers_after_the_read_tables_have_it,
     lists_filter_sort_and_page_within_the_tenant,
+    list_totals_follow_category_and_status_changes,
     published_versions_are_listed_and_frozen
 );
 
 const MODELS: &str = "/api/v1/process-models";
+
+/// A start event, a flow and an end event: publishable.
+fn valid_model() -> Value {
+    json!({
+        "stencil": {"id": "BPMNDiagram"},
+        "childShapes": [
+            {"resourceId": "s", "stencil": {"id": "StartNoneEvent"}, "childShapes": [], "outgoing": [{"resourceId": "f"}]},
+            {"resourceId": "f", "stencil": {"id": "SequenceFlow"}, "childShapes": [], "outgoing": [{"resourceId": "e"}], "target": {"resourceId": "e"}},
+            {"resourceId": "e", "stencil": {"id": "EndNoneEvent"}, "childShapes": [], "outgoing": []}
+        ]
+    })
+}
 
 async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
     let response = app
@@ -216,17 +229,124 @@ async fn lists_filter_sort_and_page_within_the_tenant(backend: Backend) {
     }
 }
 
+/// The totals of lists filtered by category and status (on PostgreSQL the sums of the
+/// counts the database keeps, migration 0010) follow creates, moves between categories,
+/// publishes, archives and restores, per tenant, and agree with the filters' rows.
+async fn list_totals_follow_category_and_status_changes(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    let token = app.modeler();
+    let mut ids = Vec::new();
+    for (key, category) in [
+        ("a", Some("sales")),
+        ("b", Some("sales")),
+        ("c", Some("hr")),
+        ("d", None),
+    ] {
+        let mut body = json!({"key": key, "name": key, "modelJson": valid_model()});
+        if let Some(category) = category {
+            body["category"] = json!(category);
+        }
+        let response = app
+            .request(Method::POST, MODELS, &token)
+            .json(&body)
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(response.status(), 201);
+        let created: Value = response.json().await.expect("json");
+        ids.push(created["id"].as_str().expect("id").to_owned());
+    }
+    let other = app.token("bob", "globex", &["access-modeler"]);
+    app.create(&other, "foreign").await;
+    let command = |method: Method, path: String, body: Value| {
+        let request = app.request(method, &path, &token).json(&body);
+        async move {
+            let response = request.send().await.expect("command");
+            assert!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+        }
+    };
+    // b moves to hr; c is published; d is archived, then restored to a draft by a publish
+    // and a restore; a is archived.
+    command(
+        Method::PATCH,
+        format!("{MODELS}/{}", ids[1]),
+        json!({"category": "hr"}),
+    )
+    .await;
+    command(
+        Method::POST,
+        format!("{MODELS}/{}/publish", ids[2]),
+        json!({}),
+    )
+    .await;
+    command(
+        Method::POST,
+        format!("{MODELS}/{}/publish", ids[3]),
+        json!({}),
+    )
+    .await;
+    command(
+        Method::POST,
+        format!("{MODELS}/{}/archive", ids[3]),
+        json!({}),
+    )
+    .await;
+    command(
+        Method::POST,
+        format!("{MODELS}/{}/restore", ids[3]),
+        json!({"version": 1}),
+    )
+    .await;
+    command(
+        Method::POST,
+        format!("{MODELS}/{}/archive", ids[0]),
+        json!({}),
+    )
+    .await;
+
+    let mut statuses = std::collections::BTreeMap::new();
+    for id in &ids {
+        let model = get_json(&app, &format!("{MODELS}/{id}"), &token).await;
+        let status = model["status"].as_str().expect("status").to_owned();
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    assert_eq!(statuses.get("ARCHIVED"), Some(&1), "{statuses:?}");
+    for (query, expected) in [
+        ("", 4),
+        ("?category=sales", 1),
+        ("?category=hr", 2),
+        ("?category=none", 0),
+        ("?status=ARCHIVED", 1),
+        (
+            "?status=PUBLISHED",
+            statuses.get("PUBLISHED").copied().unwrap_or(0),
+        ),
+        ("?status=DRAFT", statuses.get("DRAFT").copied().unwrap_or(0)),
+        ("?category=hr&status=PUBLISHED", 1),
+        ("?category=hr&status=ARCHIVED", 0),
+        ("?category=sales&status=ARCHIVED", 1),
+        ("?createdBy=nobody&category=hr", 0),
+    ] {
+        let page = get_json(&app, &format!("{MODELS}{query}"), &token).await;
+        assert_eq!(page["total"], expected, "total of {query:?}");
+        assert_eq!(
+            page["data"].as_array().expect("data").len() as i64,
+            expected,
+            "rows of {query:?}"
+        );
+    }
+    let foreign = get_json(&app, &format!("{MODELS}?status=DRAFT"), &other).await;
+    assert_eq!(foreign["total"], 1, "the other tenant's count");
+}
+
 async fn published_versions_are_listed_and_frozen(backend: Backend) {
     let app = TestApp::on(backend).await;
     let token = app.modeler();
-    let model = json!({
-        "stencil": {"id": "BPMNDiagram"},
-        "childShapes": [
-            {"resourceId": "s", "stencil": {"id": "StartNoneEvent"}, "childShapes": [], "outgoing": [{"resourceId": "f"}]},
-            {"resourceId": "f", "stencil": {"id": "SequenceFlow"}, "childShapes": [], "outgoing": [{"resourceId": "e"}], "target": {"resourceId": "e"}},
-            {"resourceId": "e", "stencil": {"id": "EndNoneEvent"}, "childShapes": [], "outgoing": []}
-        ]
-    });
+    let model = valid_model();
     let response = app
         .request(Method::POST, MODELS, &token)
         .json(&json!({"key": "v", "name": "Versioned", "modelJson": model}))

@@ -121,9 +121,10 @@ pub async fn list(
             "BEGIN READ ONLY; SET LOCAL plan_cache_mode = force_generic_plan"
         })
         .await?;
-    let mut count = QueryBuilder::new("SELECT count(*) FROM process_models");
-    push_filters(&mut count, tenant, filter);
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
+    let total: i64 = total_query(tenant, filter)
+        .build_query_scalar()
+        .fetch_one(&mut *tx)
+        .await?;
     if page.size == 0 || page.start >= total {
         tx.commit().await?;
         return Ok((Vec::new(), total));
@@ -145,6 +146,37 @@ pub async fn list(
     let rows = rows.build_query_as().fetch_all(&mut *tx).await?;
     tx.commit().await?;
     Ok((rows, total))
+}
+
+/// The statement counting `tenant`'s models that match `filter`. Filtered by nothing but
+/// category and status, it sums the counts the database keeps per tenant, category and
+/// status (migration 0010): a `count(*)` fetches every matching row from the heap while the
+/// visibility map lags behind recent writes. Any other filter counts the rows.
+fn total_query<'a>(tenant: &'a str, filter: &'a ModelFilter) -> QueryBuilder<'a, Postgres> {
+    let ModelFilter {
+        key: None,
+        name_like: None,
+        created_by: None,
+        category,
+        status,
+    } = filter
+    else {
+        let mut count = QueryBuilder::new("SELECT count(*) FROM process_models");
+        push_filters(&mut count, tenant, filter);
+        return count;
+    };
+    let mut sum = QueryBuilder::new(
+        "SELECT coalesce(sum(models), 0)::bigint FROM process_model_counts WHERE generation = ",
+    );
+    sum.push(ACTIVE);
+    sum.push(" AND tenant_id = ").push_bind(tenant);
+    if let Some(category) = category {
+        sum.push(" AND category = ").push_bind(category);
+    }
+    if let Some(status) = status {
+        sum.push(" AND status = ").push_bind(status);
+    }
+    sum
 }
 
 /// The published versions of one of `tenant`'s models, oldest first (editor JSON left out).
