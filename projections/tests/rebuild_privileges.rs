@@ -9,9 +9,10 @@ mod fixtures;
 use common::{assert_sql_state, run_in_drop, TestDb};
 use fixtures::{project, rows, scenario};
 use projections::audit::{self, AuditProjector, AuditRebuild};
+use projections::models::ModelsRebuild;
 use projections::rebuild;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
 
 /// A login role for one test, with what the server's role gets; dropped with its grants
 /// when the test ends, before the database.
@@ -98,5 +99,58 @@ async fn the_servers_role_rebuilds_without_ddl_rights() {
     .await
     .expect("statistics");
     assert!(analyzed > 0, "the new generation has statistics");
+    pool.close().await;
+}
+
+/// The model counts of `generation` (migration 0010) that are above 0, and those of its rows.
+async fn counts(pool: &PgPool, generation: i64) -> (Vec<Count>, Vec<Count>) {
+    let kept = sqlx::query_as(
+        "SELECT tenant_id, category, status, models FROM process_model_counts
+          WHERE generation = $1 AND models > 0 ORDER BY 1, 2, 3",
+    )
+    .bind(generation)
+    .fetch_all(pool)
+    .await
+    .expect("kept counts");
+    let counted = sqlx::query_as(
+        "SELECT tenant_id, category, status, count(*) FROM process_models
+          WHERE generation = $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    )
+    .bind(generation)
+    .fetch_all(pool)
+    .await
+    .expect("counted rows");
+    (kept, counted)
+}
+
+type Count = (String, Option<String>, String, i64);
+
+#[tokio::test]
+async fn the_servers_role_rebuilds_the_models_and_their_counts_follow_its_writes() {
+    let db = TestDb::create().await;
+    scenario(&db.pool).await;
+    let role = AppRole::create(&db).await;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(role.options())
+        .await
+        .expect("connect as the role");
+
+    let report = rebuild::rebuild(&pool, &role.options(), &ModelsRebuild::default(), 3, |_| {})
+        .await
+        .expect("rebuild as the role");
+    assert_eq!(report.generation, 2);
+    let (kept, counted) = counts(&db.pool, 2).await;
+    assert!(!counted.is_empty(), "the scenario's models are rebuilt");
+    assert_eq!(kept, counted, "the attach counted the rebuilt table");
+
+    // The trigger runs with the role's rights when the role writes the rows.
+    pool.execute(
+        "UPDATE process_models SET status = 'ARCHIVED', category = NULL WHERE generation = 2",
+    )
+    .await
+    .expect("a write as the role");
+    let (kept, counted) = counts(&db.pool, 2).await;
+    assert_eq!(kept, counted, "the trigger moved the counts");
     pool.close().await;
 }
