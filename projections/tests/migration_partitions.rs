@@ -1,6 +1,7 @@
 //! Migration 0009 on a database that already holds read-model rows: each generation's rows
 //! move into a table of their own, attached as a partition; the active generation gets one
-//! even without rows; the partitioned tables keep every index they had.
+//! even without rows; the partitioned tables keep every index they had. Migration 0010 then
+//! counts each generation's models.
 
 mod common;
 
@@ -137,6 +138,18 @@ async fn existing_rows_move_into_one_partition_per_generation() {
         .await
         .expect("the version");
     assert_eq!(version, json!({"childShapes": []}));
+    let counts: Vec<(i64, String, Option<String>, String, i64)> = sqlx::query_as(
+        "SELECT generation, tenant_id, category, status, models FROM process_model_counts
+          ORDER BY 1, 2, 3, 4",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("model counts");
+    let count = |generation, status: &str| (generation, "t".to_owned(), None, status.to_owned(), 1);
+    assert_eq!(
+        counts,
+        vec![count(1, "DRAFT"), count(2, "DRAFT"), count(2, "PUBLISHED")]
+    );
     let audit: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_logs_g1 WHERE hash = 'h'")
         .fetch_one(&db.pool)
         .await
