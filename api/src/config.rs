@@ -497,6 +497,25 @@ mod tests {
     }
 
     #[test]
+    fn staging_rebuilds_within_its_pods_memory_and_prod_keeps_the_default() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://db/x");
+            jail.set_env("JWT_SECRET", "s".repeat(32));
+            jail.set_env("APP_PROFILE", "staging");
+            let staging = Settings::load().expect("staging loads");
+            // deploy/k8s/base gives the pods 512 MiB; a rebuild peaks at ≈ 1.8× its budget.
+            assert_eq!(staging.projections.rebuild_memory_bytes, 128 * 1024 * 1024);
+            jail.set_env("APP_PROFILE", "prod");
+            let prod = Settings::load().expect("prod loads");
+            assert_eq!(
+                prod.projections.rebuild_memory_bytes,
+                projections::models::ModelsRebuild::DEFAULT_MEMORY as u64
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_bad_value_names_its_key() {
         Jail::expect_with(|jail| {
             jail.set_env("SERVER_PORT", "eighty");
