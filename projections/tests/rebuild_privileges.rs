@@ -46,6 +46,15 @@ impl AppRole {
     fn options(&self) -> sqlx::postgres::PgConnectOptions {
         self.db.clone().username(&self.name)
     }
+
+    /// A pool logged in as the role.
+    async fn pool(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(self.options())
+            .await
+            .expect("connect as the role")
+    }
 }
 
 impl Drop for AppRole {
@@ -68,11 +77,7 @@ async fn the_servers_role_rebuilds_without_ddl_rights() {
     project(&db.pool, &AuditProjector::live(), 100, last).await;
     let live = rows(&db.pool, 1).await;
     let role = AppRole::create(&db).await;
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .connect_with(role.options())
-        .await
-        .expect("connect as the role");
+    let pool = role.pool().await;
 
     let refused = pool
         .execute("CREATE TABLE audit_logs_g9 (LIKE audit_logs)")
@@ -130,11 +135,7 @@ async fn the_servers_role_rebuilds_the_models_and_their_counts_follow_its_writes
     let db = TestDb::create().await;
     scenario(&db.pool).await;
     let role = AppRole::create(&db).await;
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .connect_with(role.options())
-        .await
-        .expect("connect as the role");
+    let pool = role.pool().await;
 
     let report = rebuild::rebuild(&pool, &role.options(), &ModelsRebuild::default(), 3, |_| {})
         .await

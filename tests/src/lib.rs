@@ -518,6 +518,18 @@ pub async fn expect_problem(response: Response, status: u16) -> Value {
     body
 }
 
+/// The smallest editor JSON that publishes: a start event, a flow and an end event.
+pub fn publishable_model() -> Value {
+    serde_json::json!({
+        "stencil": {"id": "BPMNDiagram"},
+        "childShapes": [
+            {"resourceId": "s", "stencil": {"id": "StartNoneEvent"}, "childShapes": [], "outgoing": [{"resourceId": "f"}]},
+            {"resourceId": "f", "stencil": {"id": "SequenceFlow"}, "childShapes": [], "outgoing": [{"resourceId": "e"}], "target": {"resourceId": "e"}},
+            {"resourceId": "e", "stencil": {"id": "EndNoneEvent"}, "childShapes": [], "outgoing": []}
+        ]
+    })
+}
+
 /// Path of a shared Flowable fixture, or `None` (with a note) when `../shared` is absent.
 pub fn shared_fixture(name: &str) -> Option<Value> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,7 +1,7 @@
 //! Reads from the projections: read-your-writes, lists with filters/sort/paging, versions,
 //! and tenant isolation.
 
-use contract_tests::{both_backends, expect_problem, Backend, Options, TestApp};
+use contract_tests::{both_backends, expect_problem, publishable_model, Backend, Options, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -13,18 +13,6 @@ both_backends!(
 );
 
 const MODELS: &str = "/api/v1/process-models";
-
-/// A start event, a flow and an end event: publishable.
-fn valid_model() -> Value {
-    json!({
-        "stencil": {"id": "BPMNDiagram"},
-        "childShapes": [
-            {"resourceId": "s", "stencil": {"id": "StartNoneEvent"}, "childShapes": [], "outgoing": [{"resourceId": "f"}]},
-            {"resourceId": "f", "stencil": {"id": "SequenceFlow"}, "childShapes": [], "outgoing": [{"resourceId": "e"}], "target": {"resourceId": "e"}},
-            {"resourceId": "e", "stencil": {"id": "EndNoneEvent"}, "childShapes": [], "outgoing": []}
-        ]
-    })
-}
 
 async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
     let response = app
@@ -242,7 +230,7 @@ async fn list_totals_follow_category_and_status_changes(backend: Backend) {
         ("c", Some("hr")),
         ("d", None),
     ] {
-        let mut body = json!({"key": key, "name": key, "modelJson": valid_model()});
+        let mut body = json!({"key": key, "name": key, "modelJson": publishable_model()});
         if let Some(category) = category {
             body["category"] = json!(category);
         }
@@ -346,7 +334,7 @@ async fn list_totals_follow_category_and_status_changes(backend: Backend) {
 async fn published_versions_are_listed_and_frozen(backend: Backend) {
     let app = TestApp::on(backend).await;
     let token = app.modeler();
-    let model = valid_model();
+    let model = publishable_model();
     let response = app
         .request(Method::POST, MODELS, &token)
         .json(&json!({"key": "v", "name": "Versioned", "modelJson": model}))

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use contract_tests::{expect_problem, Options, TestApp, ADMIN, MODELER};
+use contract_tests::{expect_problem, publishable_model, Options, TestApp, ADMIN, MODELER};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -54,17 +54,6 @@ async fn assert_counts_match_the_rows(app: &TestApp) {
     assert_eq!(mismatches, Vec::<Value>::new(), "model counts");
 }
 
-fn valid_model() -> Value {
-    json!({
-        "stencil": {"id": "BPMNDiagram"},
-        "childShapes": [
-            {"resourceId": "s", "stencil": {"id": "StartNoneEvent"}, "childShapes": [], "outgoing": [{"resourceId": "f"}]},
-            {"resourceId": "f", "stencil": {"id": "SequenceFlow"}, "childShapes": [], "outgoing": [{"resourceId": "e"}], "target": {"resourceId": "e"}},
-            {"resourceId": "e", "stencil": {"id": "EndNoneEvent"}, "childShapes": [], "outgoing": []}
-        ]
-    })
-}
-
 /// Sends a request of the scenario and insists that it succeeded.
 async fn succeed(request: reqwest::RequestBuilder, what: &str) -> reqwest::Response {
     let response = request.send().await.expect(what);
@@ -80,7 +69,7 @@ async fn use_the_service(app: &TestApp, token: &str) {
     for n in 0..6 {
         let key = format!("m{n}");
         let mut body =
-            json!({"key": key, "name": format!("Model {n}"), "modelJson": valid_model()});
+            json!({"key": key, "name": format!("Model {n}"), "modelJson": publishable_model()});
         // Two categories and none: the model counts (migration 0010) have a NULL category.
         if n % 3 != 2 {
             body["category"] = json!(format!("cat-{}", n % 2));
@@ -118,7 +107,7 @@ async fn use_the_service(app: &TestApp, token: &str) {
             // Edited after its publishes, then version 1 restored: a rebuild folds all of
             // this in one batch, where version 1 freezes the JSON stored before the batch
             // and the restore must bring it back over the edit.
-            let mut edited = valid_model();
+            let mut edited = publishable_model();
             edited["properties"] = json!({"documentation": format!("edited {n}")});
             succeed(
                 app.request(Method::PUT, &path("/model"), token)
@@ -227,10 +216,10 @@ async fn rebuild_reproduces_the_read_tables(app: TestApp) {
     // restoring version 1 undid the edit that followed the publishes.
     assert_eq!(before.1.len(), 9);
     for version in &before.1 {
-        assert_eq!(version["model_json"], valid_model(), "{version}");
+        assert_eq!(version["model_json"], publishable_model(), "{version}");
     }
     for model in &before.0 {
-        assert_eq!(model["model_json"], valid_model(), "{model}");
+        assert_eq!(model["model_json"], publishable_model(), "{model}");
     }
 
     let response = app

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use contract_tests::{TestApp, ADMIN, MODELER};
+use contract_tests::{publishable_model, TestApp, ADMIN, MODELER};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -13,14 +13,7 @@ const MODELS: &str = "/api/v1/process-models";
 async fn a_stored_model_restored_1_0_reads_as_2_0_everywhere() {
     let app = TestApp::spawn().await;
     let token = app.token("root", "acme", &[MODELER, ADMIN]);
-    let model = json!({
-        "stencil": {"id": "BPMNDiagram"},
-        "childShapes": [
-            {"resourceId": "s", "stencil": {"id": "StartNoneEvent"}, "childShapes": [], "outgoing": [{"resourceId": "f"}]},
-            {"resourceId": "f", "stencil": {"id": "SequenceFlow"}, "childShapes": [], "outgoing": [{"resourceId": "e"}], "target": {"resourceId": "e"}},
-            {"resourceId": "e", "stencil": {"id": "EndNoneEvent"}, "childShapes": [], "outgoing": []}
-        ]
-    });
+    let model = publishable_model();
     let created: Value = app
         .request(Method::POST, MODELS, &token)
         .json(&json!({"key": "old", "name": "Old", "modelJson": model}))
