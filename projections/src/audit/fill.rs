@@ -15,7 +15,7 @@ use super::row::AuditRow;
 use super::store;
 use crate::event::StoredEvent;
 use crate::generation::Target;
-use crate::rebuild::{Fill, RebuildError, FILL_WRITERS};
+use crate::rebuild::{in_parts, Fill, RebuildError, FILL_WRITERS};
 use crate::runner::begin_step;
 
 /// The fill of a rebuild into one generation (see the module's documentation).
@@ -36,16 +36,10 @@ impl AuditFill {
     }
 
     /// Appends `rows` in [`FILL_WRITERS`] parts, each in a transaction of its own.
-    async fn write(&self, pool: &PgPool, mut rows: Vec<AuditRow>) -> Result<(), RebuildError> {
-        let part = rows.len().div_ceil(FILL_WRITERS as usize).max(1);
-        let mut parts = Vec::with_capacity(FILL_WRITERS as usize);
-        while rows.len() > part {
-            let rest = rows.split_off(part);
-            parts.push(std::mem::replace(&mut rows, rest));
-        }
-        parts.push(rows);
+    async fn write(&self, pool: &PgPool, rows: Vec<AuditRow>) -> Result<(), RebuildError> {
+        let part = rows.len().div_ceil(FILL_WRITERS as usize);
         let (table, generation) = (&self.table, self.generation);
-        futures::stream::iter(parts.into_iter().filter(|part| !part.is_empty()))
+        futures::stream::iter(in_parts(rows, part))
             .map(|rows| async move {
                 let mut tx = begin_step(pool).await?;
                 store::insert(&mut tx, table, generation, rows).await?;

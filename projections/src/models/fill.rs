@@ -29,7 +29,7 @@ use super::Rows;
 use crate::error::ProjectionError;
 use crate::event::StoredEvent;
 use crate::generation::{self, Target};
-use crate::rebuild::{Fill, RebuildError, FILL_WRITERS};
+use crate::rebuild::{in_parts, Fill, RebuildError, FILL_WRITERS};
 use crate::runner::begin_step;
 
 /// The memory of a row held without its editor JSON: the struct, its strings and the map
@@ -140,13 +140,8 @@ impl ModelsFill {
             store::insert_versions(&mut tx, &self.tables, self.generation, versions).await?;
             tx.commit().await?;
         }
-        let mut parts = Vec::with_capacity(rows.len().div_ceil(ROWS_PER_WRITE));
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            parts.push(rows.by_ref().take(ROWS_PER_WRITE).collect::<Vec<_>>());
-        }
         let (tables, generation, written) = (&self.tables, self.generation, &self.written);
-        futures::stream::iter(parts)
+        futures::stream::iter(in_parts(rows, ROWS_PER_WRITE))
             .map(|rows| async move {
                 let mut tx = begin_step(pool).await?;
                 store::write_models(&mut tx, tables, generation, rows, written).await?;

@@ -16,6 +16,17 @@ use crate::position::Position;
 /// backend was the bound, with a third of the two cores idle (docs/performance.md).
 pub(crate) const FILL_WRITERS: u64 = 2;
 
+/// `rows` cut into parts of at most `part_len` (at least 1), in order; none is empty.
+pub(crate) fn in_parts<T>(rows: Vec<T>, part_len: usize) -> Vec<Vec<T>> {
+    let part_len = part_len.max(1);
+    let mut parts = Vec::with_capacity(rows.len().div_ceil(part_len));
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        parts.push(rows.by_ref().take(part_len).collect());
+    }
+    parts
+}
+
 /// Reads the feed from position 0 into `batches` until it has passed `head` (the last
 /// event committed when the rebuild started), or until the xmin gate has held it back for
 /// 30 s (what it holds back then follows in the swap). Stops early when the writer is gone.
@@ -64,4 +75,19 @@ pub trait Fill: Send {
     /// Writes what it still holds: afterwards the new generation holds the effects of every
     /// event pushed (the rebuild then moves its checkpoint to the last of them).
     async fn finish(&mut self, pool: &PgPool) -> Result<(), RebuildError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_parts;
+
+    #[test]
+    fn parts_keep_the_order_and_leave_none_empty() {
+        assert_eq!(
+            in_parts((1..=5).collect(), 2),
+            vec![vec![1, 2], vec![3, 4], vec![5]]
+        );
+        assert_eq!(in_parts(vec![1, 2], 0), vec![vec![1], vec![2]]);
+        assert!(in_parts(Vec::<u8>::new(), 3).is_empty());
+    }
 }

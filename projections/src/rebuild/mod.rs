@@ -25,7 +25,7 @@ mod fill;
 
 use fill::read_ahead;
 pub use fill::Fill;
-pub(crate) use fill::FILL_WRITERS;
+pub(crate) use fill::{in_parts, FILL_WRITERS};
 
 /// A rebuild batch also ends once its events' stored payloads reach this many bytes (see
 /// [`feed::read_batch_within`]). Up to four batches are in memory at once (the one written,
@@ -140,8 +140,8 @@ pub async fn rebuild(
     let head = last_in_feed_order(pool).await?;
     let total = u64::try_from(feed::count_after(pool, Position::START).await?).unwrap_or(0);
     progress(Progress { done: 0, total });
-    // The reader fetches the next batch while the writer applies the previous one: on two
-    // connections the feed query, the projector's work and its writes overlap.
+    // The reader fetches the next batch while the fill takes the previous one: on their own
+    // connections the feed query, the fill's work and its writes overlap.
     let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<StoredEvent>>(2);
     // A task of its own, so decoding the feed's rows runs on another thread than the
     // writer's fold (joined in one task, both took turns on one thread).
