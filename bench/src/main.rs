@@ -15,6 +15,7 @@ mod load;
 mod pgbench;
 mod rebuild;
 mod report;
+mod rounds;
 mod server;
 
 use std::path::PathBuf;
@@ -163,6 +164,11 @@ pub struct Args {
     /// connects), e.g. `plan_cache_mode=force_custom_plan` (repeatable).
     #[arg(long = "database-setting", value_name = "NAME=VALUE")]
     database_settings: Vec<String>,
+    /// Rounds of the service/pgbench comparison: after the first, the repeatable command
+    /// scenarios among those chosen (create, update-if-match, update) and pgbench run again,
+    /// alternately, as often; each ratio reported is the median of its rounds.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=20))]
+    ratio_rounds: u16,
     /// pgbench to use (default: PATH, then /usr/lib/postgresql/*/bin/pgbench).
     #[arg(long)]
     pgbench: Option<PathBuf>,
@@ -448,6 +454,11 @@ impl Bench<'_> {
         // Right after the command scenarios, so both see the same machine load.
         if wants("pgbench") {
             self.pgbench(pool).await?;
+            if self.report.pgbench.is_some() {
+                for round in 2..=usize::from(args.ratio_rounds) {
+                    self.ratio_round(pool, wants, round).await?;
+                }
+            }
         }
         if wants("publish") {
             self.publish(pool).await?;
@@ -926,6 +937,48 @@ impl Bench<'_> {
         );
         self.report.pgbench = Some(result);
         self.report.pgbench_cpu = Some(cpu);
+        Ok(())
+    }
+
+    /// One more round of the comparison: the repeatable command scenarios chosen, then
+    /// pgbench on a fresh `bench_events`, as in the first round (see [`rounds`]).
+    async fn ratio_round(
+        &mut self,
+        pool: &sqlx::PgPool,
+        wants: &dyn Fn(&str) -> bool,
+        round: usize,
+    ) -> anyhow::Result<()> {
+        let args = self.args;
+        for op in [Op::Create, Op::UpdateIfMatch, Op::Update] {
+            if rounds::REPEATED.contains(&op.label()) && wants(op.label()) {
+                let name = rounds::scenario_name(op.label(), round);
+                let note = format!("ratio round {round}");
+                self.measure(
+                    pool,
+                    &name,
+                    Mix::Only(op),
+                    Pace::Closed,
+                    args.concurrency,
+                    true,
+                    &note,
+                )
+                .await?;
+            }
+        }
+        let Some(binary) = pgbench::find(args.pgbench.as_deref()) else {
+            bail!("{}", pgbench::INSTALL_HINT);
+        };
+        pgbench::prepare(pool, args.concurrency, &self.created, &self.changed).await?;
+        let result = pgbench::run(
+            &binary,
+            &self.database_url,
+            args.concurrency,
+            Duration::from_secs(args.duration),
+            &self.work_dir,
+        )
+        .await?;
+        eprintln!("pgbench (round {round}): {:.0} tps", result.tps);
+        self.report.pgbench_rounds_tps.push(result.tps);
         Ok(())
     }
 

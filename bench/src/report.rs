@@ -28,7 +28,12 @@ pub struct Report {
     /// PostgreSQL CPU per pgbench transaction.
     pub pgbench_postgres_cpu_ms_per_tx: Option<f64>,
     pub pgbench_database_per_tx: Option<crate::db::DbPerRequest>,
-    /// Command throughput of each command scenario divided by pgbench's tps.
+    /// pgbench's tps in the extra ratio rounds (rounds 2, 3, …; round 1 is `pgbench`).
+    pub pgbench_rounds_tps: Vec<f64>,
+    /// Each round's command throughputs divided by that round's pgbench tps.
+    pub ratio_rounds: Vec<crate::rounds::RatioRound>,
+    /// Command throughput of each command scenario divided by pgbench's tps: the median over
+    /// the ratio rounds (`--ratio-rounds`).
     pub ratio_service_to_pgbench: BTreeMap<String, f64>,
     pub history: Option<HistoryCost>,
     pub read_your_writes: Option<ReadYourWrites>,
@@ -280,6 +285,8 @@ impl Report {
             pgbench_cpu: None,
             pgbench_postgres_cpu_ms_per_tx: None,
             pgbench_database_per_tx: None,
+            pgbench_rounds_tps: Vec::new(),
+            ratio_rounds: Vec::new(),
             ratio_service_to_pgbench: BTreeMap::new(),
             history: None,
             read_your_writes: None,
@@ -298,18 +305,14 @@ impl Report {
     pub fn finish(&mut self) {
         self.machine.load_average_end = load_average();
         if let Some(pg) = &self.pgbench {
-            for name in [
-                "create",
-                "update-if-match",
-                "update",
-                "publish",
-                "history-short",
-            ] {
-                if let Some(s) = self.scenario(name) {
-                    let ratio = s.total.throughput_per_s / pg.tps.max(1e-9);
-                    self.ratio_service_to_pgbench.insert(name.to_owned(), ratio);
-                }
-            }
+            let tps: Vec<f64> = std::iter::once(pg.tps)
+                .chain(self.pgbench_rounds_tps.iter().copied())
+                .collect();
+            self.ratio_rounds = crate::rounds::ratio_rounds(&tps, |name, round| {
+                self.scenario(&crate::rounds::scenario_name(name, round))
+                    .map(|s| s.total.throughput_per_s)
+            });
+            self.ratio_service_to_pgbench = crate::rounds::median_ratios(&self.ratio_rounds);
         }
         if let (Some(short), Some(long)) = (
             self.scenario("history-short"),
@@ -647,12 +650,37 @@ impl Report {
         }
         println!();
         if !self.ratio_service_to_pgbench.is_empty() {
+            let rounds = self.ratio_rounds.len();
             let ratios: Vec<String> = self
                 .ratio_service_to_pgbench
                 .iter()
-                .map(|(k, v)| format!("{k} {v:.2}"))
+                .map(|(k, v)| {
+                    let each: Vec<String> = self
+                        .ratio_rounds
+                        .iter()
+                        .filter_map(|r| r.ratios.get(k).map(|r| format!("{r:.2}")))
+                        .collect();
+                    if each.len() > 1 {
+                        format!("{k} {v:.2} ({})", each.join(", "))
+                    } else {
+                        format!("{k} {v:.2}")
+                    }
+                })
                 .collect();
-            println!("service/pgbench ratio: {}", ratios.join(", "));
+            if rounds > 1 {
+                let tps: Vec<String> = self
+                    .ratio_rounds
+                    .iter()
+                    .map(|r| format!("{:.0}", r.pgbench_tps))
+                    .collect();
+                println!(
+                    "service/pgbench ratio, median of {rounds} alternating rounds (pgbench tps {}): {}",
+                    tps.join(", "),
+                    ratios.join(", ")
+                );
+            } else {
+                println!("service/pgbench ratio: {}", ratios.join(", "));
+            }
         }
         println!(
             "memory: idle {:.1} MiB (empty db), {:.1} MiB (seeded); peak under load {:.1} MiB; phases: {}",
