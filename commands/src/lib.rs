@@ -6,6 +6,7 @@
 mod cache;
 pub mod db;
 pub mod error;
+mod group_commit;
 pub mod history;
 pub mod metadata;
 pub mod postgres;

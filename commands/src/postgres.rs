@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use sqlx::PgPool;
 
+use crate::group_commit::{Commit, CommitEvent, GroupCommit};
 use crate::history::{HistoryEvent, StorePosition};
 use cqrs_es::persist::SerializedEvent;
 
@@ -10,36 +11,20 @@ use crate::store::{
     commit_head, split_stream, AppendError, EventLog, Snapshot, StoredSnapshot, StreamEvent,
 };
 
-/// One commit, one statement: an implicit transaction, so it is atomic without `BEGIN` and
-/// `COMMIT`, and the statement-level `NOTIFY` trigger fires once. `global_position`,
-/// `tx_id` and `recorded_at` take their defaults (migrations/0001). sqlx has no `xid8`
-/// type: the transaction id travels as text.
-///
-/// A commit must continue the stream: its first sequence is 1 or follows a stored event
-/// (an index probe), else it writes nothing. The unique key stops a writer whose state is
-/// behind the store; this stops one whose state is ahead of it (a cached state after the
-/// database was restored from a backup under a running server).
-const APPEND: &str = "INSERT INTO events
-        (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-     SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload, e.metadata
-       FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
-            WITH ORDINALITY AS e(sequence, event_type, event_version, payload, metadata, n)
-      WHERE $3[1] = 1
-         OR EXISTS (SELECT FROM events p
-                     WHERE p.aggregate_type = $1 AND p.aggregate_id = $2
-                       AND p.sequence = $3[1] - 1)
-      ORDER BY e.n
-     RETURNING tx_id::text, global_position";
-
-/// [`EventLog`] over PostgreSQL; positions are `(tx_id, global_position)`.
+/// [`EventLog`] over PostgreSQL; positions are `(tx_id, global_position)`. Appends of
+/// concurrent commands are written together ([`crate::group_commit`]).
 #[derive(Debug, Clone)]
 pub struct PgEventLog {
     pool: PgPool,
+    appends: GroupCommit,
 }
 
 impl PgEventLog {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            appends: GroupCommit::new(pool.clone()),
+            pool,
+        }
     }
 }
 
@@ -47,50 +32,24 @@ impl PgEventLog {
 impl EventLog for PgEventLog {
     async fn append(&self, events: &[SerializedEvent]) -> Result<StorePosition, AppendError> {
         let first = commit_head(events)?;
-        let mut sequences = Vec::with_capacity(events.len());
+        let mut commit = Commit {
+            aggregate_type: first.aggregate_type.clone(),
+            aggregate_id: first.aggregate_id.clone(),
+            events: Vec::with_capacity(events.len()),
+        };
         for event in events {
-            sequences
-                .push(i64::try_from(event.sequence).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
+            let encode =
+                |e: serde_json::Error| AppendError::Store(sqlx::Error::Encode(Box::new(e)));
+            commit.events.push(CommitEvent {
+                sequence: i64::try_from(event.sequence)
+                    .map_err(|e| AppendError::Store(sqlx::Error::Encode(Box::new(e))))?,
+                event_type: event.event_type.clone(),
+                event_version: event.event_version.clone(),
+                payload: serde_json::to_string(&event.payload).map_err(encode)?,
+                metadata: serde_json::to_string(&event.metadata).map_err(encode)?,
+            });
         }
-        let rows: Vec<(String, i64)> = sqlx::query_as(APPEND)
-            .bind(&first.aggregate_type)
-            .bind(&first.aggregate_id)
-            .bind(sequences)
-            .bind(
-                events
-                    .iter()
-                    .map(|e| e.event_type.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                events
-                    .iter()
-                    .map(|e| e.event_version.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| &e.metadata).collect::<Vec<_>>())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(AppendError::from_sqlx)?;
-        if rows.is_empty() {
-            // The stream does not reach the commit's first sequence.
-            return Err(AppendError::Conflict);
-        }
-        // One statement, one transaction: every row has the same `tx_id`.
-        rows.into_iter()
-            .max_by_key(|(_, global_position)| *global_position)
-            .and_then(|(tx, global_position)| {
-                Some(StorePosition {
-                    tx_id: tx.parse().ok()?,
-                    global_position,
-                })
-            })
-            .ok_or_else(|| {
-                AppendError::Store(sqlx::Error::Protocol(
-                    "the append returned no readable position".into(),
-                ))
-            })
+        self.appends.append(commit).await
     }
 
     #[tracing::instrument(skip(self))]

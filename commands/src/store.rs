@@ -5,7 +5,8 @@
 //! The append is ours rather than cqrs-es's `PersistedEventRepository::persist`: that
 //! returns nothing, so the service had to ask afterwards where the commit landed (for
 //! read-your-writes), and postgres-es spends a round trip per event plus `BEGIN` and
-//! `COMMIT`. Here a commit is one statement that returns its position (ADR 0004).
+//! `COMMIT`. Here a commit is one statement that returns its position (ADR 0004); on
+//! PostgreSQL, concurrent commits to different streams share that statement (ADR 0009).
 
 use async_trait::async_trait;
 use cqrs_es::persist::SerializedEvent;

@@ -1,5 +1,7 @@
 //! Commands the write-side tests send, with the metadata every command carries.
 
+pub mod pg;
+
 use commands::CommandMetadata;
 use domain::process_model::{ChangeMetadata, CreateModel};
 use domain::{ModelAction, ModelId, ModelKey, ModelName, ProcessModelCommand, TenantId};

@@ -1,0 +1,269 @@
+//! Group commit: the appends of concurrent commands on different streams written by one
+//! statement, in one transaction.
+//!
+//! Why: every append's transaction takes PostgreSQL's database-wide `NOTIFY` lock before
+//! it commits (the `events_appended` trigger) and holds it until its commit record is
+//! flushed, so appends commit one after another, each with its own WAL flush, and each
+//! costs the database a statement, a commit and a notification of its own. Written
+//! together, a group pays for those once (docs/performance.md, "Group commit").
+//!
+//! How: an append becomes a [`Pending`] commit on a queue. [`WRITERS`] tasks take what has
+//! queued, up to [`MAX_COMMITS`] commits of distinct streams, and write them with one
+//! statement; a commit arriving while they write waits for the next group, so a lone
+//! command is written at once and a group forms only under load. Each commit keeps its own
+//! checks: it is written only if its first sequence is 1 or follows a stored event, and a
+//! commit that is not written is a conflict for its command alone. A group that fails as a
+//! whole (a unique violation: another writer took a sequence) is written again commit by
+//! commit, so each command gets its own answer.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::history::StorePosition;
+use crate::store::AppendError;
+
+/// Tasks writing groups: while one group's commit waits for its WAL flush, the next one
+/// is already being written.
+const WRITERS: usize = 2;
+
+/// The most commits one statement writes.
+const MAX_COMMITS: usize = 64;
+
+/// One statement, one implicit transaction, every commit of the group; the statement-level
+/// `NOTIFY` trigger fires once. `global_position`, `tx_id` and `recorded_at` take their
+/// defaults (migrations/0001). JSON travels as text (serialized once, by the caller) and
+/// the transaction id as text (sqlx has no `xid8` type).
+///
+/// A commit must continue its stream: its first sequence is 1 or follows a stored event
+/// (an index probe), else none of its events is written. The unique key stops a writer
+/// whose state is behind the store; this stops one whose state is ahead of it (a cached
+/// state after the database was restored from a backup under a running server).
+const APPEND: &str = "INSERT INTO events
+        (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+     SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version,
+            e.payload::jsonb, e.metadata::jsonb
+       FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+                   $7::text[], $8::text[])
+            WITH ORDINALITY AS e(aggregate_type, aggregate_id, first_sequence, sequence,
+                                 event_type, event_version, payload, metadata, n)
+      WHERE e.first_sequence = 1
+         OR EXISTS (SELECT FROM events p
+                     WHERE p.aggregate_type = e.aggregate_type
+                       AND p.aggregate_id = e.aggregate_id
+                       AND p.sequence = e.first_sequence - 1)
+      ORDER BY e.n
+     RETURNING aggregate_type, aggregate_id, tx_id::text, global_position";
+
+/// One command's commit: one stream's consecutive events, JSON already serialized.
+#[derive(Debug, Clone)]
+pub(crate) struct Commit {
+    pub(crate) aggregate_type: String,
+    pub(crate) aggregate_id: String,
+    pub(crate) events: Vec<CommitEvent>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CommitEvent {
+    pub(crate) sequence: i64,
+    pub(crate) event_type: String,
+    pub(crate) event_version: String,
+    pub(crate) payload: String,
+    pub(crate) metadata: String,
+}
+
+impl Commit {
+    fn stream(&self) -> (&str, &str) {
+        (&self.aggregate_type, &self.aggregate_id)
+    }
+}
+
+type Reply = oneshot::Sender<Result<StorePosition, AppendError>>;
+
+struct Pending {
+    commit: Commit,
+    reply: Reply,
+}
+
+/// The queue of one pool's appends; its writer tasks start with the first append (inside
+/// the runtime) and end when the queue is dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupCommit {
+    pool: PgPool,
+    queue: Arc<OnceLock<mpsc::UnboundedSender<Pending>>>,
+}
+
+impl GroupCommit {
+    pub(crate) fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            queue: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Appends `commit` with whatever other commits are waiting, and answers with where
+    /// its last event landed.
+    pub(crate) async fn append(&self, commit: Commit) -> Result<StorePosition, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending { commit, reply };
+        match self.queue().send(pending) {
+            Ok(()) => match answer.await {
+                Ok(result) => result,
+                // The writers are gone (their runtime shut down): nothing was written.
+                Err(_) => Err(AppendError::Store(sqlx::Error::PoolClosed)),
+            },
+            // No writer left to take it: write it here.
+            Err(mpsc::error::SendError(pending)) => write_one(&self.pool, &pending.commit).await,
+        }
+    }
+
+    fn queue(&self) -> &mpsc::UnboundedSender<Pending> {
+        self.queue.get_or_init(|| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            let receiver = Arc::new(Mutex::new(Queue {
+                receiver,
+                carried: None,
+            }));
+            for _ in 0..WRITERS {
+                tokio::spawn(write_groups(self.pool.clone(), receiver.clone()));
+            }
+            sender
+        })
+    }
+}
+
+struct Queue {
+    receiver: mpsc::UnboundedReceiver<Pending>,
+    /// A commit taken from the queue whose stream was already in the group being formed;
+    /// it starts the next group.
+    carried: Option<Pending>,
+}
+
+impl Queue {
+    /// The next group: waits for one commit, then takes what else has queued, at most one
+    /// commit per stream (a second commit of a stream continues the first, which the
+    /// statement's check could not see yet). `None` when the queue is closed.
+    async fn next_group(&mut self) -> Option<Vec<Pending>> {
+        let first = match self.carried.take() {
+            Some(carried) => carried,
+            None => self.receiver.recv().await?,
+        };
+        let mut streams: HashSet<(String, String)> = HashSet::new();
+        streams.insert(owned(first.commit.stream()));
+        let mut group = vec![first];
+        while group.len() < MAX_COMMITS {
+            let Ok(next) = self.receiver.try_recv() else {
+                break;
+            };
+            if !streams.insert(owned(next.commit.stream())) {
+                self.carried = Some(next);
+                break;
+            }
+            group.push(next);
+        }
+        Some(group)
+    }
+}
+
+fn owned((aggregate_type, aggregate_id): (&str, &str)) -> (String, String) {
+    (aggregate_type.to_owned(), aggregate_id.to_owned())
+}
+
+async fn write_groups(pool: PgPool, queue: Arc<Mutex<Queue>>) {
+    loop {
+        // Only the forming of a group is exclusive; writing it is not.
+        let Some(group) = queue.lock().await.next_group().await else {
+            return;
+        };
+        let commits: Vec<&Commit> = group.iter().map(|p| &p.commit).collect();
+        match write(&pool, &commits).await {
+            Ok(positions) => {
+                for (pending, position) in group.into_iter().zip(positions) {
+                    let _ = pending.reply.send(position.ok_or(AppendError::Conflict));
+                }
+            }
+            Err(error) if group.len() == 1 => {
+                if let Some(pending) = group.into_iter().next() {
+                    let _ = pending.reply.send(Err(AppendError::from_sqlx(error)));
+                }
+            }
+            // Failed as a whole: each commit on its own, for its own answer.
+            Err(_) => {
+                for pending in group {
+                    let result = write_one(&pool, &pending.commit).await;
+                    let _ = pending.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// One commit alone.
+async fn write_one(pool: &PgPool, commit: &Commit) -> Result<StorePosition, AppendError> {
+    match write(pool, &[commit]).await {
+        Ok(mut positions) => positions.pop().flatten().ok_or(AppendError::Conflict),
+        Err(error) => Err(AppendError::from_sqlx(error)),
+    }
+}
+
+/// Writes `commits` (of distinct streams) with one statement; each commit's position, or
+/// `None` for a commit that did not continue its stream (nothing of it written).
+async fn write(
+    pool: &PgPool,
+    commits: &[&Commit],
+) -> Result<Vec<Option<StorePosition>>, sqlx::Error> {
+    let rows = commits.iter().map(|c| c.events.len()).sum();
+    let mut aggregate_type = Vec::with_capacity(rows);
+    let mut aggregate_id = Vec::with_capacity(rows);
+    let mut first_sequence = Vec::with_capacity(rows);
+    let mut sequence = Vec::with_capacity(rows);
+    let mut event_type = Vec::with_capacity(rows);
+    let mut event_version = Vec::with_capacity(rows);
+    let mut payload = Vec::with_capacity(rows);
+    let mut metadata = Vec::with_capacity(rows);
+    for commit in commits {
+        let first = commit.events.first().map_or(0, |e| e.sequence);
+        for event in &commit.events {
+            aggregate_type.push(commit.aggregate_type.as_str());
+            aggregate_id.push(commit.aggregate_id.as_str());
+            first_sequence.push(first);
+            sequence.push(event.sequence);
+            event_type.push(event.event_type.as_str());
+            event_version.push(event.event_version.as_str());
+            payload.push(event.payload.as_str());
+            metadata.push(event.metadata.as_str());
+        }
+    }
+    let written: Vec<(String, String, String, i64)> = sqlx::query_as(APPEND)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(first_sequence)
+        .bind(sequence)
+        .bind(event_type)
+        .bind(event_version)
+        .bind(payload)
+        .bind(metadata)
+        .fetch_all(pool)
+        .await?;
+    // One statement, one transaction: every row has the same `tx_id`; a commit's place is
+    // its last (highest) global position.
+    let mut last: HashMap<(String, String), StorePosition> = HashMap::new();
+    for (aggregate_type, aggregate_id, tx_id, global_position) in written {
+        let tx_id = tx_id.parse().map_err(|_| {
+            sqlx::Error::Protocol(format!("the append returned an unreadable tx_id {tx_id:?}"))
+        })?;
+        let position = StorePosition {
+            tx_id,
+            global_position,
+        };
+        last.entry((aggregate_type, aggregate_id))
+            .and_modify(|p| *p = (*p).max(position))
+            .or_insert(position);
+    }
+    Ok(commits
+        .iter()
+        .map(|c| last.get(&owned(c.stream())).copied())
+        .collect())
+}
