@@ -7,8 +7,8 @@
 //! costs the database a statement, a commit and a notification of its own. Written
 //! together, a group pays for those once (docs/performance.md, "Group commit").
 //!
-//! How: an append becomes a [`Pending`] commit on a queue. [`WRITERS`] tasks take what has
-//! queued, up to [`MAX_COMMITS`] commits of distinct streams, and write them with one
+//! How: an append becomes a [`Pending`] commit on a [`Groups`] queue. Two writer tasks take
+//! what has queued, up to 64 commits of distinct streams, and write them with one
 //! statement; a commit arriving while they write waits for the next group, so a lone
 //! command is written at once and a group forms only under load. Each commit keeps its own
 //! checks: it is written only if its first sequence is 1 or follows a stored event, and a
@@ -16,21 +16,23 @@
 //! whole (a unique violation: another writer took a sequence) is written again commit by
 //! commit, so each command gets its own answer.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
 
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::oneshot;
 
+use crate::groups::{GroupRules, Groups};
 use crate::history::StorePosition;
 use crate::store::AppendError;
 
-/// Tasks writing groups: while one group's commit waits for its WAL flush, the next one
-/// is already being written.
-const WRITERS: usize = 2;
-
-/// The most commits one statement writes.
-const MAX_COMMITS: usize = 64;
+/// Two writers: while one group's commit waits for its WAL flush, the next one is already
+/// being written. A second commit of a stream already in the group continues the first,
+/// which the statement's check could not see yet: it starts the next group.
+const RULES: GroupRules<Pending> = GroupRules {
+    workers: 2,
+    max_items: 64,
+    apart: |member, item| member.commit.stream() == item.commit.stream(),
+};
 
 /// One statement, one implicit transaction, every commit of the group; the statement-level
 /// `NOTIFY` trigger fires once. `global_position`, `tx_id` and `recorded_at` take their
@@ -87,19 +89,18 @@ struct Pending {
     reply: Reply,
 }
 
-/// The queue of one pool's appends; its writer tasks start with the first append (inside
-/// the runtime) and end when the queue is dropped.
+/// The queue of one pool's appends.
 #[derive(Debug, Clone)]
 pub(crate) struct GroupCommit {
     pool: PgPool,
-    queue: Arc<OnceLock<mpsc::UnboundedSender<Pending>>>,
+    queue: Groups<Pending>,
 }
 
 impl GroupCommit {
     pub(crate) fn new(pool: PgPool) -> Self {
         Self {
             pool,
-            queue: Arc::new(OnceLock::new()),
+            queue: Groups::new(),
         }
     }
 
@@ -107,94 +108,42 @@ impl GroupCommit {
     /// its last event landed.
     pub(crate) async fn append(&self, commit: Commit) -> Result<StorePosition, AppendError> {
         let (reply, answer) = oneshot::channel();
-        let pending = Pending { commit, reply };
-        match self.queue().send(pending) {
+        let pool = self.pool.clone();
+        let queued = self
+            .queue
+            .push(Pending { commit, reply }, &RULES, move |group| {
+                write_group(pool.clone(), group)
+            });
+        match queued {
             Ok(()) => match answer.await {
                 Ok(result) => result,
                 // The writers are gone (their runtime shut down): nothing was written.
                 Err(_) => Err(AppendError::Store(sqlx::Error::PoolClosed)),
             },
             // No writer left to take it: write it here.
-            Err(mpsc::error::SendError(pending)) => write_one(&self.pool, &pending.commit).await,
+            Err(pending) => write_one(&self.pool, &pending.commit).await,
         }
     }
-
-    fn queue(&self) -> &mpsc::UnboundedSender<Pending> {
-        self.queue.get_or_init(|| {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            let receiver = Arc::new(Mutex::new(Queue {
-                receiver,
-                carried: None,
-            }));
-            for _ in 0..WRITERS {
-                tokio::spawn(write_groups(self.pool.clone(), receiver.clone()));
-            }
-            sender
-        })
-    }
 }
 
-struct Queue {
-    receiver: mpsc::UnboundedReceiver<Pending>,
-    /// A commit taken from the queue whose stream was already in the group being formed;
-    /// it starts the next group.
-    carried: Option<Pending>,
-}
-
-impl Queue {
-    /// The next group: waits for one commit, then takes what else has queued, at most one
-    /// commit per stream (a second commit of a stream continues the first, which the
-    /// statement's check could not see yet). `None` when the queue is closed.
-    async fn next_group(&mut self) -> Option<Vec<Pending>> {
-        let first = match self.carried.take() {
-            Some(carried) => carried,
-            None => self.receiver.recv().await?,
-        };
-        let mut streams: HashSet<(String, String)> = HashSet::new();
-        streams.insert(owned(first.commit.stream()));
-        let mut group = vec![first];
-        while group.len() < MAX_COMMITS {
-            let Ok(next) = self.receiver.try_recv() else {
-                break;
-            };
-            if !streams.insert(owned(next.commit.stream())) {
-                self.carried = Some(next);
-                break;
+async fn write_group(pool: PgPool, group: Vec<Pending>) {
+    let commits: Vec<&Commit> = group.iter().map(|p| &p.commit).collect();
+    match write(&pool, &commits).await {
+        Ok(positions) => {
+            for (pending, position) in group.into_iter().zip(positions) {
+                let _ = pending.reply.send(position.ok_or(AppendError::Conflict));
             }
-            group.push(next);
         }
-        Some(group)
-    }
-}
-
-fn owned((aggregate_type, aggregate_id): (&str, &str)) -> (String, String) {
-    (aggregate_type.to_owned(), aggregate_id.to_owned())
-}
-
-async fn write_groups(pool: PgPool, queue: Arc<Mutex<Queue>>) {
-    loop {
-        // Only the forming of a group is exclusive; writing it is not.
-        let Some(group) = queue.lock().await.next_group().await else {
-            return;
-        };
-        let commits: Vec<&Commit> = group.iter().map(|p| &p.commit).collect();
-        match write(&pool, &commits).await {
-            Ok(positions) => {
-                for (pending, position) in group.into_iter().zip(positions) {
-                    let _ = pending.reply.send(position.ok_or(AppendError::Conflict));
-                }
+        Err(error) if group.len() == 1 => {
+            if let Some(pending) = group.into_iter().next() {
+                let _ = pending.reply.send(Err(AppendError::from_sqlx(error)));
             }
-            Err(error) if group.len() == 1 => {
-                if let Some(pending) = group.into_iter().next() {
-                    let _ = pending.reply.send(Err(AppendError::from_sqlx(error)));
-                }
-            }
-            // Failed as a whole: each commit on its own, for its own answer.
-            Err(_) => {
-                for pending in group {
-                    let result = write_one(&pool, &pending.commit).await;
-                    let _ = pending.reply.send(result);
-                }
+        }
+        // Failed as a whole: each commit on its own, for its own answer.
+        Err(_) => {
+            for pending in group {
+                let result = write_one(&pool, &pending.commit).await;
+                let _ = pending.reply.send(result);
             }
         }
     }
@@ -264,6 +213,9 @@ async fn write(
     }
     Ok(commits
         .iter()
-        .map(|c| last.get(&owned(c.stream())).copied())
+        .map(|c| {
+            last.get(&(c.aggregate_type.clone(), c.aggregate_id.clone()))
+                .copied()
+        })
         .collect())
 }
