@@ -7,7 +7,6 @@ mod cache;
 pub mod db;
 pub mod error;
 mod group_commit;
-mod group_load;
 mod groups;
 pub mod history;
 pub mod metadata;

@@ -4,27 +4,27 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 
 use crate::group_commit::{Commit, CommitEvent, GroupCommit};
-use crate::group_load::GroupLoad;
 use crate::history::{HistoryEvent, StorePosition};
 use cqrs_es::persist::SerializedEvent;
 
-use crate::store::{commit_head, AppendError, EventLog, Snapshot, StoredSnapshot, StreamEvent};
+use crate::store::{
+    commit_head, split_stream, AppendError, EventLog, Snapshot, StoredSnapshot, StreamEvent,
+};
 
 /// [`EventLog`] over PostgreSQL; positions are `(tx_id, global_position)`. Appends of
-/// concurrent commands are written together ([`crate::group_commit`]), their loads read
-/// together ([`crate::group_load`]).
+/// concurrent commands are written together ([`crate::group_commit`]). Their loads are
+/// not: read together by one query they cost PostgreSQL more CPU per command, not less
+/// (docs/performance.md, "Group commit").
 #[derive(Debug, Clone)]
 pub struct PgEventLog {
     pool: PgPool,
     appends: GroupCommit,
-    loads: GroupLoad,
 }
 
 impl PgEventLog {
     pub fn new(pool: PgPool) -> Self {
         Self {
             appends: GroupCommit::new(pool.clone()),
-            loads: GroupLoad::new(pool.clone()),
             pool,
         }
     }
@@ -78,7 +78,26 @@ impl EventLog for PgEventLog {
         aggregate_id: &str,
         schema: &str,
     ) -> Result<(Option<StoredSnapshot>, Vec<StreamEvent>), sqlx::Error> {
-        self.loads.load(aggregate_type, aggregate_id, schema).await
+        let rows = sqlx::query_as(
+            "WITH s AS (
+                 SELECT sequence, payload FROM aggregate_snapshots
+                  WHERE aggregate_type = $1 AND aggregate_id = $2 AND schema = $3)
+             SELECT NULL::text, NULL::text, sequence, payload::text, 0 AS part FROM s
+             UNION ALL
+             SELECT event_type, event_version, sequence, payload::text, 1 FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2
+                AND sequence > coalesce((SELECT sequence FROM s), 0)
+             ORDER BY part, sequence",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(schema)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(t, v, s, p, _): (Option<String>, Option<String>, i64, String, i32)| (t, v, s, p))
+        .collect();
+        Ok(split_stream(rows))
     }
 
     async fn save_snapshot(

@@ -1,5 +1,5 @@
 //! The PostgreSQL event log: one statement per commit (or group of commits, see
-//! `pg_groups.rs`) that answers with its position,
+//! `pg_group_commit.rs`) that answers with its position,
 //! conflicts that write nothing, and the command service's retries and state cache on top
 //! of it.
 

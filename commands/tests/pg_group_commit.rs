@@ -1,9 +1,8 @@
-//! Group commit and group load: concurrent appends to different streams written by one
-//! statement, each commit still checked on its own and answered with its own place or
-//! conflict; concurrent loads read by one query, each answered with its own stream.
+//! Group commit: concurrent appends to different streams written by one statement, each
+//! commit still checked on its own and answered with its own place or conflict.
 //!
-//! The tests hold the workers back with a lock on `events` (an append or a load waits for
-//! it), queue more behind them, and release the lock: what queued meanwhile goes as groups.
+//! The tests hold the writers back with a lock on `events` (an append waits for it), queue
+//! commits behind them, and release the lock: what queued meanwhile is written as groups.
 
 #[path = "common/pg.rs"]
 mod pg;
@@ -13,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use commands::postgres::PgEventLog;
-use commands::store::{AppendError, EventLog, Snapshot};
+use commands::store::{AppendError, EventLog};
 use commands::StorePosition;
 use pg::{event, rows, TestDb};
 use sqlx::{Connection, Executor, PgConnection};
@@ -28,8 +27,9 @@ fn append(log: &Arc<PgEventLog>, stream: &str, sequences: &[usize]) -> Appended 
     tokio::spawn(async move { log.append(&events).await })
 }
 
-/// A transaction on a connection of its own that holds `events` in `mode` until it ends.
-async fn hold_events(db: &TestDb, mode: &str) -> PgConnection {
+/// A transaction on a connection of its own that holds `events` against every append
+/// (`INSERT` waits, reads do not) until it ends.
+async fn hold_appends(db: &TestDb) -> PgConnection {
     let url = format!(
         "{}/{}",
         std::env::var("TEST_DATABASE_ADMIN_URL")
@@ -40,15 +40,10 @@ async fn hold_events(db: &TestDb, mode: &str) -> PgConnection {
         db.name()
     );
     let mut conn = PgConnection::connect(&url).await.expect("connect");
-    conn.execute(format!("BEGIN; LOCK TABLE events IN {mode} MODE").as_str())
+    conn.execute("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE")
         .await
         .expect("lock");
     conn
-}
-
-/// Holds every append (`INSERT` waits), not reads.
-async fn hold_appends(db: &TestDb) -> PgConnection {
-    hold_events(db, "EXCLUSIVE").await
 }
 
 /// Lets the spawned appends reach the writers or the queue.
@@ -161,67 +156,4 @@ async fn a_group_that_hits_a_taken_sequence_is_written_commit_by_commit() {
         .map(|(s, n)| (s.to_owned(), n))
         .collect();
     assert_eq!(stored, expected);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn loads_queued_behind_a_read_each_get_their_own_snapshot_and_events() {
-    let db = TestDb::create().await;
-    let log = Arc::new(PgEventLog::new(db.pool.clone()));
-    // Streams s0..s9 with 3 events each; the even ones have a snapshot at 2, s9 one of
-    // another schema (not used); "none" has nothing.
-    for i in 0..10 {
-        let stream = format!("s{i}");
-        let events: Vec<_> = (1..=3).map(|n| event(&stream, n)).collect();
-        log.append(&events).await.expect("appended");
-        let schema = if i == 9 { "old" } else { "v1" };
-        if i % 2 == 0 || i == 9 {
-            let snapshot = Snapshot {
-                sequence: 2,
-                schema: schema.to_owned(),
-                payload: serde_json::json!({"stream": stream}),
-            };
-            log.save_snapshot("ProcessModel", &stream, &snapshot)
-                .await
-                .expect("snapshot");
-        }
-    }
-    let mut held = hold_events(&db, "ACCESS EXCLUSIVE").await;
-    let load = |stream: String| {
-        let log = log.clone();
-        tokio::spawn(async move {
-            let loaded = log.load_stream("ProcessModel", &stream, "v1").await;
-            (stream, loaded)
-        })
-    };
-    let first = [load("s0".into()), load("s1".into())];
-    settle().await;
-    let mut queued: Vec<_> = (2..10).map(|i| load(format!("s{i}"))).collect();
-    queued.push(load("none".into()));
-    settle().await;
-    held.execute("COMMIT").await.expect("release");
-
-    for task in first.into_iter().chain(queued) {
-        let (stream, loaded) = task.await.expect("task");
-        let (snapshot, events) = loaded.expect("loaded");
-        let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
-        if stream == "none" {
-            assert!(snapshot.is_none() && events.is_empty(), "{stream}");
-            continue;
-        }
-        let i: usize = stream[1..].parse().expect("number");
-        if i % 2 == 0 {
-            let snapshot = snapshot.expect("the snapshot");
-            assert_eq!(snapshot.sequence, 2, "{stream}");
-            assert!(
-                snapshot.payload.contains(&stream),
-                "{stream}: {}",
-                snapshot.payload
-            );
-            assert_eq!(sequences, [3], "{stream}: the events after the snapshot");
-        } else {
-            assert!(snapshot.is_none(), "{stream}: no snapshot of this schema");
-            assert_eq!(sequences, [1, 2, 3], "{stream}: every event");
-        }
-        assert!(events.iter().all(|e| e.payload.contains("MetadataChanged")));
-    }
 }
