@@ -914,14 +914,7 @@ impl Bench<'_> {
         );
         let db_before = db::counters(pool).await?;
         let cpu_before = report::cpu_snapshot(self.server.pid);
-        let result = pgbench::run(
-            &binary,
-            &self.database_url,
-            args.concurrency,
-            Duration::from_secs(args.duration),
-            &self.work_dir,
-        )
-        .await?;
+        let result = self.run_pgbench(&binary).await?;
         let cpu = report::cpu_snapshot(self.server.pid).split_since(&cpu_before);
         eprintln!(
             "pgbench: {:.0} tps (machine CPU busy {:.0} %)",
@@ -938,6 +931,22 @@ impl Bench<'_> {
         self.report.pgbench = Some(result);
         self.report.pgbench_cpu = Some(cpu);
         Ok(())
+    }
+
+    /// pgbench with the command script for `--duration` at `--concurrency`.
+    async fn run_pgbench(
+        &self,
+        binary: &std::path::Path,
+    ) -> anyhow::Result<pgbench::PgbenchResult> {
+        let args = self.args;
+        pgbench::run(
+            binary,
+            &self.database_url,
+            args.concurrency,
+            Duration::from_secs(args.duration),
+            &self.work_dir,
+        )
+        .await
     }
 
     /// One more round of the comparison: the repeatable command scenarios chosen, then
@@ -969,14 +978,7 @@ impl Bench<'_> {
             bail!("{}", pgbench::INSTALL_HINT);
         };
         pgbench::prepare(pool, args.concurrency, &self.created, &self.changed).await?;
-        let result = pgbench::run(
-            &binary,
-            &self.database_url,
-            args.concurrency,
-            Duration::from_secs(args.duration),
-            &self.work_dir,
-        )
-        .await?;
+        let result = self.run_pgbench(&binary).await?;
         eprintln!("pgbench (round {round}): {:.0} tps", result.tps);
         self.report.pgbench_rounds_tps.push(result.tps);
         Ok(())

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use commands::sqlite::{open, EmbeddedStore, SqliteEventLog, MIGRATOR};
 use commands::store::{AppendError, EventLog};
 use commands::{CommandError, CommandService};
+use common::pg::event;
 use common::{create, metadata, rename};
-use cqrs_es::persist::SerializedEvent;
 use domain::process_model::CreateModel;
 use domain::{
     EditorJson, ModelAction, ModelId, ModelKey, ModelName, ProcessModelCommand, ProcessModelError,
@@ -37,18 +37,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn event(id: &str, sequence: usize) -> SerializedEvent {
-    SerializedEvent::new(
-        id.to_owned(),
-        sequence,
-        "ProcessModel".to_owned(),
-        "MetadataChanged".to_owned(),
-        "1.0".to_owned(),
-        json!({"MetadataChanged": {"name": format!("n{sequence}")}}),
-        json!({"user_id": "alice"}),
-    )
 }
 
 async fn commits(scratch: &Scratch) -> Vec<(i64, i64)> {
