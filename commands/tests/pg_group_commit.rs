@@ -90,8 +90,8 @@ async fn appends_queued_behind_a_write_are_written_together_each_at_its_own_plac
             .collect();
         assert_eq!(sequences, [1, 2], "{stream}'s events in order");
     }
-    // Two writers were held with one commit each; the other 38 queued and were written in
-    // groups, several commits per transaction.
+    // The two writers were held with what they took first; the rest queued and went in
+    // groups of up to 64, several commits per transaction.
     let transactions: BTreeSet<i64> = stored.iter().map(|row| row.2).collect();
     assert!(
         transactions.len() <= 6,
@@ -105,7 +105,11 @@ async fn a_commit_that_does_not_continue_its_stream_fails_alone_in_its_group() {
     let db = TestDb::create().await;
     let log = Arc::new(PgEventLog::new(db.pool.clone()));
     let mut held = hold_appends(&db).await;
-    let before = [append(&log, "w1", &[1]), append(&log, "w2", &[1])];
+    // One held commit per writer (one at a time, so they are not one group), then three
+    // commits queued behind them: one group.
+    let w1 = append(&log, "w1", &[1]);
+    settle().await;
+    let w2 = append(&log, "w2", &[1]);
     settle().await;
     let good = append(&log, "a", &[1]);
     let gap = append(&log, "b", &[3, 4]);
@@ -113,7 +117,7 @@ async fn a_commit_that_does_not_continue_its_stream_fails_alone_in_its_group() {
     settle().await;
     held.execute("COMMIT").await.expect("release");
 
-    for task in before {
+    for task in [w1, w2] {
         task.await.expect("task").expect("appended");
     }
     let a = good.await.expect("task").expect("a appended");
