@@ -7,10 +7,11 @@ mod common;
 mod fixtures;
 
 use common::{assert_sql_state, run_in_drop, TestDb};
-use fixtures::{project, rows, scenario};
+use fixtures::{at, command, created, model_counts, project, rows, scenario, CAROL, M2, M3};
 use projections::audit::{self, AuditProjector, AuditRebuild};
-use projections::models::ModelsRebuild;
+use projections::models::{ModelsProjector, ModelsRebuild};
 use projections::rebuild;
+use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 
@@ -107,29 +108,6 @@ async fn the_servers_role_rebuilds_without_ddl_rights() {
     pool.close().await;
 }
 
-/// The model counts of `generation` (migration 0010) that are above 0, and those of its rows.
-async fn counts(pool: &PgPool, generation: i64) -> (Vec<Count>, Vec<Count>) {
-    let kept = sqlx::query_as(
-        "SELECT tenant_id, category, status, models FROM process_model_counts
-          WHERE generation = $1 AND models > 0 ORDER BY 1, 2, 3",
-    )
-    .bind(generation)
-    .fetch_all(pool)
-    .await
-    .expect("kept counts");
-    let counted = sqlx::query_as(
-        "SELECT tenant_id, category, status, count(*) FROM process_models
-          WHERE generation = $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-    )
-    .bind(generation)
-    .fetch_all(pool)
-    .await
-    .expect("counted rows");
-    (kept, counted)
-}
-
-type Count = (String, Option<String>, String, i64);
-
 #[tokio::test]
 async fn the_servers_role_rebuilds_the_models_and_their_counts_follow_its_writes() {
     let db = TestDb::create().await;
@@ -141,17 +119,55 @@ async fn the_servers_role_rebuilds_the_models_and_their_counts_follow_its_writes
         .await
         .expect("rebuild as the role");
     assert_eq!(report.generation, 2);
-    let (kept, counted) = counts(&db.pool, 2).await;
+    let (kept, counted) = model_counts(&db.pool, 2).await;
     assert!(!counted.is_empty(), "the scenario's models are rebuilt");
     assert_eq!(kept, counted, "the attach counted the rebuilt table");
 
-    // The trigger runs with the role's rights when the role writes the rows.
-    pool.execute(
-        "UPDATE process_models SET status = 'ARCHIVED', category = NULL WHERE generation = 2",
+    // The live projector, as the role, moves the counts with the rows it writes: a
+    // publish (DRAFT to PUBLISHED), a category change and a new model.
+    command(
+        &db.pool,
+        &CAROL,
+        "PublishModel",
+        M2,
+        3,
+        &[("ModelPublished", json!({"version": 1}))],
+        at(12),
     )
-    .await
-    .expect("a write as the role");
-    let (kept, counted) = counts(&db.pool, 2).await;
-    assert_eq!(kept, counted, "the trigger moved the counts");
+    .await;
+    let renamed = json!({"name": "Invoices", "category": "billing", "description": null});
+    command(
+        &db.pool,
+        &CAROL,
+        "UpdateModel",
+        M2,
+        4,
+        &[("MetadataChanged", renamed)],
+        at(13),
+    )
+    .await;
+    let last = command(
+        &db.pool,
+        &CAROL,
+        "CreateModel",
+        M3,
+        1,
+        &[("ModelCreated", created("refund", "Refund", "globex"))],
+        at(14),
+    )
+    .await;
+    project(&pool, &ModelsProjector::live(), 2, last[0]).await;
+    let (kept, counted) = model_counts(&db.pool, 2).await;
+    assert_eq!(kept, counted, "the projector moved the counts");
+    let globex = |category: Option<&str>, status: &str| {
+        (
+            "globex".to_owned(),
+            category.map(str::to_owned),
+            status.to_owned(),
+            1,
+        )
+    };
+    let expected = [globex(Some("billing"), "PUBLISHED"), globex(None, "DRAFT")];
+    assert!(expected.iter().all(|c| kept.contains(c)), "{kept:?}");
     pool.close().await;
 }

@@ -4,6 +4,7 @@
 //! statements per batch instead of one per event; a rebuild folds the whole feed in its own
 //! fill ([`fill::ModelsFill`]).
 
+mod counts;
 mod fill;
 pub(crate) mod fold;
 mod handover;
@@ -95,6 +96,10 @@ impl Projector for ModelsProjector {
         ids.dedup();
         let (generation, existing) = store::load_models(tx, &self.tables, &ids).await?;
         let stored: HashSet<Uuid> = existing.iter().map(|row| row.id).collect();
+        let counted: HashMap<Uuid, counts::CountKey> = existing
+            .iter()
+            .map(|row| (row.id, counts::CountKey::of(row)))
+            .collect();
         let mut batch = fold::Batch::new(existing.into_iter().map(|row| (row.id, row)).collect());
         let mut versions = fold::PgVersions {
             conn: tx,
@@ -114,7 +119,9 @@ impl Projector for ModelsProjector {
         // Versions first: one that freezes the JSON stored before the batch copies it from
         // the row, before the row is rewritten.
         store::insert_versions(tx, &self.tables, generation, versions).await?;
+        let count_changes = counts::changes(&counted, &models);
         store::write_models(tx, &self.tables, generation, models, &stored).await?;
+        counts::apply(tx, generation, count_changes).await?;
         Ok(())
     }
 

@@ -201,9 +201,10 @@ pub(super) async fn write_models(
     // Only the statements the rows need: a join of the table with rows none of which it
     // holds is no cheaper for matching nothing (a rebuild's batch of new models).
     let write = match (stored.iter().any(|s| *s), stored.iter().any(|s| !*s)) {
-        (true, true) => format!("WITH updated AS ({update}) {insert}"),
-        (true, false) => update,
-        (false, _) => insert,
+        // One `WITH` list: `r`, then the update (a second `WITH` would be a syntax error).
+        (true, true) => format!(", updated AS ({update}) {insert}"),
+        (true, false) => format!(" {update}"),
+        (false, _) => format!(" {insert}"),
     };
     sqlx::query(&format!(
         "WITH r AS (
@@ -214,7 +215,7 @@ pub(super) async fn write_models(
                  AS r(id, tenant_id, process_key, name, category, description, version, status,
                       model_json, created_by, created_time, updated_by, updated_time, revision,
                       stored)
-         ) {write}"
+         ){write}"
     ))
     .bind(generation)
     .bind(id)

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Duration as Span, SecondsFormat, Utc};
-use projections::audit::{AuditProjector, AuditRow};
+use projections::audit::AuditRow;
 use projections::{checkpoint, feed, generation, Projector};
 use serde_json::{json, Value};
 use sqlx::{PgExecutor, PgPool};
@@ -42,6 +42,7 @@ pub const CAROL: Caller = Caller {
 
 pub const M1: &str = "6f1c1d2e-0000-4000-8000-000000000001";
 pub const M2: &str = "6f1c1d2e-0000-4000-8000-000000000002";
+pub const M3: &str = "6f1c1d2e-0000-4000-8000-000000000003";
 
 /// The time of the `n`th command of a scenario: one minute apart.
 pub fn at(n: i64) -> DateTime<Utc> {
@@ -164,7 +165,7 @@ pub async fn reject(
     .await
 }
 
-fn created(key: &str, name: &str, tenant: &str) -> Value {
+pub fn created(key: &str, name: &str, tenant: &str) -> Value {
     json!({"tenantId": tenant, "key": key, "name": name, "category": null,
            "description": null, "modelJson": {"childShapes": []}, "version": 1})
 }
@@ -323,7 +324,7 @@ pub async fn bulk(pool: &PgPool, commands: i64) -> i64 {
 /// checkpoint saved, committed), `batch` events per transaction, until it has processed
 /// the event at `last` (the feed may hold events back while any transaction in the cluster
 /// is open, so this waits, with a deadline).
-pub async fn project(pool: &PgPool, projector: &AuditProjector, batch: i64, last: i64) {
+pub async fn project(pool: &PgPool, projector: &dyn Projector, batch: i64, last: i64) {
     let until = feed::position_of(pool, last)
         .await
         .expect("position")
@@ -352,6 +353,31 @@ pub async fn project(pool: &PgPool, projector: &AuditProjector, batch: i64, last
         tx.commit().await.expect("commit");
     }
 }
+
+/// The model counts of `generation` (`process_model_counts`) that are above 0, and the
+/// counts of its rows: equal when the counts are right.
+pub async fn model_counts(pool: &PgPool, generation: i64) -> (Vec<ModelCount>, Vec<ModelCount>) {
+    let kept = sqlx::query_as(
+        "SELECT tenant_id, category, status, models FROM process_model_counts
+          WHERE generation = $1 AND models > 0 ORDER BY 1, 2, 3",
+    )
+    .bind(generation)
+    .fetch_all(pool)
+    .await
+    .expect("kept counts");
+    let counted = sqlx::query_as(
+        "SELECT tenant_id, category, status, count(*) FROM process_models
+          WHERE generation = $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    )
+    .bind(generation)
+    .fetch_all(pool)
+    .await
+    .expect("counted rows");
+    (kept, counted)
+}
+
+/// Tenant, category, status and how many models.
+pub type ModelCount = (String, Option<String>, String, i64);
 
 /// Forgets a projector's checkpoint (before building a generation again).
 pub async fn reset_checkpoint(pool: &PgPool, name: &str) {

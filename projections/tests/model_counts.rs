@@ -1,0 +1,27 @@
+//! The models projector keeps `process_model_counts` equal to its rows' counts (migration
+//! 0011): creates, category changes, publishes, archives and restores, one event per batch
+//! and several per batch (where a batch's changes net out per key).
+
+mod common;
+#[path = "common/audit_fixtures.rs"]
+mod fixtures;
+
+use common::TestDb;
+use fixtures::{model_counts, project, scenario};
+use projections::models::ModelsProjector;
+
+#[tokio::test]
+async fn the_counts_follow_the_rows_whatever_the_batch_size() {
+    for batch in [1, 4, 100] {
+        let db = TestDb::create().await;
+        let last = scenario(&db.pool).await;
+        project(&db.pool, &ModelsProjector::live(), batch, last).await;
+        let (kept, counted) = model_counts(&db.pool, 1).await;
+        assert_eq!(
+            counted.len(),
+            2,
+            "both models are projected (batch {batch})"
+        );
+        assert_eq!(kept, counted, "batch {batch}");
+    }
+}
