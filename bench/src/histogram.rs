@@ -31,6 +31,21 @@ pub fn buckets(exposition: &str, name: &str) -> Vec<(f64, u64)> {
     buckets
 }
 
+/// The observations of `after` that came after `before` (both cumulative buckets of one
+/// histogram of one server, scraped at two times): the counts bucket by bucket.
+pub fn since(after: &[(f64, u64)], before: &[(f64, u64)]) -> Vec<(f64, u64)> {
+    after
+        .iter()
+        .map(|&(bound, count)| {
+            let earlier = before
+                .iter()
+                .find(|(b, _)| *b == bound)
+                .map_or(0, |(_, c)| *c);
+            (bound, count.saturating_sub(earlier))
+        })
+        .collect()
+}
+
 /// The `q` quantile (0–1) in seconds, interpolated linearly inside its bucket as
 /// Prometheus's `histogram_quantile` does; `None` without observations. A quantile in the
 /// `+Inf` bucket is reported as the largest finite bound.
@@ -85,5 +100,20 @@ mod tests {
         // rank 99 of 100: 9 of the 10 observations in (0.002, 0.005].
         assert!((quantile(&b, 0.99).expect("p99") - 0.0047).abs() < 1e-9);
         assert_eq!(quantile(&[(f64::INFINITY, 0)], 0.5), None);
+    }
+
+    #[test]
+    fn since_keeps_the_later_observations_only() {
+        let before = [(0.001, 40), (0.002, 40), (f64::INFINITY, 45)];
+        let after = buckets(TEXT, "w");
+        let later = since(&after, &before);
+        assert_eq!(later[0], (0.001, 10));
+        assert_eq!(later[1], (0.002, 50));
+        assert_eq!(
+            later[2],
+            (0.005, 60),
+            "a bucket the earlier scrape lacked counts whole"
+        );
+        assert_eq!(later[3].1, 55);
     }
 }

@@ -1025,21 +1025,11 @@ impl Bench<'_> {
     /// note on stderr, when it cannot be read, e.g. from an older build).
     async fn server_wait(&self) -> Option<report::ServerWait> {
         let text = self.scrape().await?;
-        let buckets = histogram::buckets(&text, "read_your_writes_wait_seconds");
-        let timeouts = histogram::sample(&text, "read_your_writes_timeouts_total").unwrap_or(0.0);
-        let wait = (|| {
-            Some(report::ServerWait {
-                commands: buckets.last()?.1,
-                p50_ms: histogram::quantile(&buckets, 0.5)? * 1000.0,
-                p99_ms: histogram::quantile(&buckets, 0.99)? * 1000.0,
-                timeouts: timeouts as u64,
-            })
-        })();
+        let wait = report::ServerWait::between(None, &text);
         if wait.is_none() {
             eprintln!(
-                "note: no read_your_writes_wait_seconds observations at {}/actuator/prometheus ({} buckets)",
+                "note: no read_your_writes_wait_seconds observations at {}/actuator/prometheus",
                 self.server.base(),
-                buckets.len()
             );
         }
         wait
@@ -1055,13 +1045,12 @@ impl Bench<'_> {
             .ok()
     }
 
-    /// The server's `command_state_cache_total` counters (`None` when it has none, e.g. an
-    /// older build).
-    async fn state_cache(&self) -> Option<report::StateCacheUse> {
-        let text = self.scrape().await?;
+    /// The server's `command_state_cache_total` counters in a scraped exposition (`None` when
+    /// it has none, e.g. an older build).
+    fn state_cache(text: &str) -> Option<report::StateCacheUse> {
         let count = |result: &str| {
             let series = format!("command_state_cache_total{{result=\"{result}\"}}");
-            histogram::sample(&text, &series).map(|value| value as u64)
+            histogram::sample(text, &series).map(|value| value as u64)
         };
         Some(report::StateCacheUse {
             hit: count("hit")?,
@@ -1154,7 +1143,7 @@ impl Bench<'_> {
         }
         let load_average = report::load_average();
         let db_before = db::counters(pool).await?;
-        let cache_before = self.state_cache().await;
+        let scraped_before = self.scrape().await;
         let cpu_before = report::cpu_snapshot(self.server.pid);
         self.sampled_peak.store(0, Ordering::Relaxed);
         self.server.reset_peak();
@@ -1169,7 +1158,7 @@ impl Bench<'_> {
         )
         .await;
         let cpu = report::cpu_snapshot(self.server.pid).split_since(&cpu_before);
-        let cache_after = self.state_cache().await;
+        let scraped_after = self.scrape().await;
         // Let the backends flush their statistics: a busy backend may postpone it, and an idle
         // one flushes after 10 s (PGSTAT_IDLE_INTERVAL).
         tokio::time::sleep(STATS_FLUSH).await;
@@ -1189,10 +1178,13 @@ impl Bench<'_> {
             db_after.per_request_since(&db_before, scenario.total.requests);
         scenario.server_peak_rss_mib = peak_kib as f64 / 1024.0;
         scenario.load_average_before = load_average;
-        scenario.state_cache = cache_before
-            .zip(cache_after)
-            .map(|(before, after)| after.since(&before))
-            .filter(|used| used.hit + used.miss + used.stale > 0);
+        if let (Some(before), Some(after)) = (&scraped_before, &scraped_after) {
+            scenario.state_cache = Self::state_cache(before)
+                .zip(Self::state_cache(after))
+                .map(|(before, after)| after.since(&before))
+                .filter(|used| used.hit + used.miss + used.stale > 0);
+            scenario.read_your_writes_wait = report::ServerWait::between(Some(before), after);
+        }
         eprintln!("{}", scenario.one_line());
         self.report.memory.phases.push(report::Phase {
             phase: name.to_owned(),

@@ -128,6 +128,9 @@ pub struct ScenarioReport {
     /// How the scenario's commands found their model's state (server counters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_cache: Option<StateCacheUse>,
+    /// The server's read-your-writes wait of the scenario's commands (its histogram).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_your_writes_wait: Option<ServerWait>,
 }
 
 /// Commands by how they found the model's state: the server's `command_state_cache_total`.
@@ -178,6 +181,7 @@ impl ScenarioReport {
             server_peak_rss_mib: 0.0,
             load_average_before: String::new(),
             state_cache: None,
+            read_your_writes_wait: None,
         }
     }
 
@@ -205,6 +209,16 @@ impl ScenarioReport {
                 )
             })
             .unwrap_or_default()
+            + &self
+                .read_your_writes_wait
+                .as_ref()
+                .map(|w| {
+                    format!(
+                        "  read-your-writes wait p50/p99 {:.2}/{:.2} ms",
+                        w.p50_ms, w.p99_ms
+                    )
+                })
+                .unwrap_or_default()
     }
 }
 
@@ -227,6 +241,31 @@ pub struct ServerWait {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub timeouts: u64,
+}
+
+impl ServerWait {
+    /// The `read_your_writes_wait_seconds` observations of the exposition `after`, less
+    /// those already in `before` (an earlier scrape of the same server); `None` without any.
+    pub fn between(before: Option<&str>, after: &str) -> Option<Self> {
+        const NAME: &str = "read_your_writes_wait_seconds";
+        const TIMEOUTS: &str = "read_your_writes_timeouts_total";
+        let mut buckets = crate::histogram::buckets(after, NAME);
+        let mut timeouts = crate::histogram::sample(after, TIMEOUTS).unwrap_or(0.0);
+        if let Some(before) = before {
+            buckets = crate::histogram::since(&buckets, &crate::histogram::buckets(before, NAME));
+            timeouts -= crate::histogram::sample(before, TIMEOUTS).unwrap_or(0.0);
+        }
+        let commands = buckets.last()?.1;
+        if commands == 0 {
+            return None;
+        }
+        Some(Self {
+            commands,
+            p50_ms: crate::histogram::quantile(&buckets, 0.5)? * 1000.0,
+            p99_ms: crate::histogram::quantile(&buckets, 0.99)? * 1000.0,
+            timeouts: timeouts.max(0.0) as u64,
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
