@@ -111,7 +111,7 @@ mod tests {
         assert_eq!(later[1], (0.002, 50));
         assert_eq!(
             later[2],
-            (0.005, 60),
+            (0.005, 100),
             "a bucket the earlier scrape lacked counts whole"
         );
         assert_eq!(later[3].1, 55);
