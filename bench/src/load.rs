@@ -90,7 +90,9 @@ impl Op {
 #[derive(Debug, Clone, Copy)]
 pub enum Mix {
     Only(Op),
-    /// 80 % reads (60 % get, 20 % list), 20 % commands (update without `If-Match`).
+    /// 80 % reads (60 % get, 20 % list), 20 % commands (15 % update without `If-Match`,
+    /// 5 % create): creates and edits of stored models land in the same projector batches,
+    /// as they do in use.
     ReadMostly,
 }
 
@@ -101,7 +103,8 @@ impl Mix {
             Self::ReadMostly => match rng.random_range(0..100) {
                 0..60 => Op::Get,
                 60..80 => Op::List,
-                _ => Op::Update,
+                80..95 => Op::Update,
+                _ => Op::Create,
             },
         }
     }

@@ -510,7 +510,7 @@ impl Bench<'_> {
                 Pace::Closed,
                 args.concurrency,
                 true,
-                "60 % get, 20 % list, 20 % update",
+                "60 % get, 20 % list, 15 % update, 5 % create",
             )
             .await?;
         }
