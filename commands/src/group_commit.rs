@@ -60,14 +60,14 @@ const APPEND: &str = "INSERT INTO events
      RETURNING aggregate_type, aggregate_id, tx_id::text, global_position";
 
 /// One command's commit: one stream's consecutive events, JSON already serialized.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Commit {
     pub(crate) aggregate_type: String,
     pub(crate) aggregate_id: String,
     pub(crate) events: Vec<CommitEvent>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct CommitEvent {
     pub(crate) sequence: i64,
     pub(crate) event_type: String,
@@ -198,7 +198,12 @@ async fn write(
         .await?;
     // One statement, one transaction: every row has the same `tx_id`; a commit's place is
     // its last (highest) global position.
-    let mut last: HashMap<(String, String), StorePosition> = HashMap::new();
+    let index: HashMap<(&str, &str), usize> = commits
+        .iter()
+        .enumerate()
+        .map(|(i, commit)| (commit.stream(), i))
+        .collect();
+    let mut last: Vec<Option<StorePosition>> = vec![None; commits.len()];
     for (aggregate_type, aggregate_id, tx_id, global_position) in written {
         let tx_id = tx_id.parse().map_err(|_| {
             sqlx::Error::Protocol(format!("the append returned an unreadable tx_id {tx_id:?}"))
@@ -207,15 +212,9 @@ async fn write(
             tx_id,
             global_position,
         };
-        last.entry((aggregate_type, aggregate_id))
-            .and_modify(|p| *p = (*p).max(position))
-            .or_insert(position);
+        if let Some(&i) = index.get(&(aggregate_type.as_str(), aggregate_id.as_str())) {
+            last[i] = Some(last[i].map_or(position, |p| p.max(position)));
+        }
     }
-    Ok(commits
-        .iter()
-        .map(|c| {
-            last.get(&(c.aggregate_type.clone(), c.aggregate_id.clone()))
-                .copied()
-        })
-        .collect())
+    Ok(last)
 }

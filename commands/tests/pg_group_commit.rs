@@ -30,20 +30,24 @@ fn append(log: &Arc<PgEventLog>, stream: &str, sequences: &[usize]) -> Appended 
 /// A transaction on a connection of its own that holds `events` against every append
 /// (`INSERT` waits, reads do not) until it ends.
 async fn hold_appends(db: &TestDb) -> PgConnection {
-    let url = format!(
-        "{}/{}",
-        std::env::var("TEST_DATABASE_ADMIN_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-            .rsplit_once('/')
-            .expect("url with a database")
-            .0,
-        db.name()
-    );
-    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    let mut conn = PgConnection::connect_with(&db.connect_options())
+        .await
+        .expect("connect");
     conn.execute("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE")
         .await
         .expect("lock");
     conn
+}
+
+/// Gives each writer a commit of its own to hold (one of `streams` each, one at a time, so
+/// no two of them are one group) before the commits under test queue behind them.
+async fn occupy_writers(log: &Arc<PgEventLog>, streams: &[&str]) -> Vec<Appended> {
+    let mut held = Vec::with_capacity(streams.len());
+    for stream in streams {
+        held.push(append(log, stream, &[1]));
+        settle().await;
+    }
+    held
 }
 
 /// Lets the spawned appends reach the writers or the queue.
@@ -105,19 +109,15 @@ async fn a_commit_that_does_not_continue_its_stream_fails_alone_in_its_group() {
     let db = TestDb::create().await;
     let log = Arc::new(PgEventLog::new(db.pool.clone()));
     let mut held = hold_appends(&db).await;
-    // One held commit per writer (one at a time, so they are not one group), then three
-    // commits queued behind them: one group.
-    let w1 = append(&log, "w1", &[1]);
-    settle().await;
-    let w2 = append(&log, "w2", &[1]);
-    settle().await;
+    // One held commit per writer, then three commits queued behind them: one group.
+    let occupied = occupy_writers(&log, &["w1", "w2"]).await;
     let good = append(&log, "a", &[1]);
     let gap = append(&log, "b", &[3, 4]);
     let also_good = append(&log, "c", &[1, 2]);
     settle().await;
     held.execute("COMMIT").await.expect("release");
 
-    for task in [w1, w2] {
+    for task in occupied {
         task.await.expect("task").expect("appended");
     }
     let a = good.await.expect("task").expect("a appended");
@@ -137,18 +137,16 @@ async fn a_group_that_hits_a_taken_sequence_is_written_commit_by_commit() {
     let mut held = hold_appends(&db).await;
     // Both writers wait with "s" and "t"; the group queued behind them has another first
     // event of "s", which the statement finds taken once the first "s" commits.
-    let first_s = append(&log, "s", &[1]);
-    settle().await;
-    let t = append(&log, "t", &[1]);
-    settle().await;
+    let occupied = occupy_writers(&log, &["s", "t"]).await;
     let u = append(&log, "u", &[1]);
     let second_s = append(&log, "s", &[1]);
     let v = append(&log, "v", &[1, 2]);
     settle().await;
     held.execute("COMMIT").await.expect("release");
 
-    first_s.await.expect("task").expect("the first s");
-    t.await.expect("task").expect("t");
+    for task in occupied {
+        task.await.expect("task").expect("the first s, and t");
+    }
     u.await.expect("task").expect("u, though its group failed");
     v.await.expect("task").expect("v, though its group failed");
     let taken = second_s.await.expect("task").expect_err("s 1 is taken");

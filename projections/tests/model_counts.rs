@@ -1,6 +1,7 @@
 //! The models projector keeps `process_model_counts` equal to its rows' counts (migration
 //! 0011): creates, category changes, publishes, archives and restores, one event per batch
-//! and several per batch (where a batch's changes net out per key).
+//! and several per batch (where a batch's changes net out per key). The row triggers leave
+//! the projector's rows to it: counted twice, the counts would differ from the rows'.
 
 mod common;
 #[path = "common/audit_fixtures.rs"]

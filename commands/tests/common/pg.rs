@@ -16,6 +16,13 @@ fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// The admin URL's server and user, with database `name`.
+fn database_options(name: &str) -> PgConnectOptions {
+    PgConnectOptions::from_str(&admin_url())
+        .expect("url")
+        .database(name)
+}
+
 /// A fresh, migrated database, dropped when the test ends (also when it fails).
 pub struct TestDb {
     pub pool: PgPool,
@@ -28,6 +35,11 @@ impl TestDb {
         &self.name
     }
 
+    /// How to connect to the database (another connection than the pool's).
+    pub fn connect_options(&self) -> PgConnectOptions {
+        database_options(&self.name)
+    }
+
     pub async fn create() -> Self {
         let name = format!("ct_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(&admin_url()).await.expect("connect");
@@ -36,11 +48,8 @@ impl TestDb {
             .await
             .expect("create database");
         let _ = admin.close().await;
-        let options = PgConnectOptions::from_str(&admin_url())
-            .expect("url")
-            .database(&name);
         let db = Self {
-            pool: PgPoolOptions::new().connect_lazy_with(options),
+            pool: PgPoolOptions::new().connect_lazy_with(database_options(&name)),
             name,
         };
         MIGRATOR.run(&db.pool).await.expect("migrate");

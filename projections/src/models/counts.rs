@@ -4,8 +4,9 @@
 //! A batch moves each touched row's count from its key before the batch to its key after
 //! it, netted per key and written in one statement. Row triggers did this before: two
 //! statements per publish (a status change) and one per create, each updating one of a few
-//! hot rows, ≈ 76 µs of PostgreSQL time per publish (docs/performance.md, "Model counts").
-//! A rebuild's fill writes its table unattached and the attach counts it
+//! hot rows, ≈ 76 µs of PostgreSQL time per publish (docs/performance.md, "Counts by the
+//! projector"). The triggers remain for other writers and skip a transaction that has
+//! [`TAKE_OVER`]. A rebuild's fill writes its table unattached and the attach counts it
 //! (`generation_table_attach`); the swap's catch-up, after the attach, counts here.
 
 use std::collections::{BTreeMap, HashMap};
@@ -52,6 +53,12 @@ pub(super) fn changes(
     }
     net.into_iter().filter(|(_, delta)| *delta != 0).collect()
 }
+
+/// A one-row `FROM` item that tells the row triggers (migration 0011) that this
+/// transaction counts its rows itself: part of the statement that loads a batch's rows,
+/// before any is written, so it costs no round trip of its own.
+pub(super) const TAKE_OVER: &str =
+    "(SELECT set_config('flowable.models_counted', 'on', true)) AS counts_taken_over";
 
 /// Adds `changes` to `generation`'s counts in one statement. A key seen for the first time
 /// gets a row; a count would only go below zero if the counts were already wrong, and the

@@ -184,7 +184,7 @@ impl Fill for ModelsFill {
         to_load.dedup();
         let mut conn = pool.acquire().await?;
         if !to_load.is_empty() {
-            let (_, rows) = store::load_models(&mut conn, &self.tables, &to_load).await?;
+            let (_, rows) = store::load_models(&mut conn, &self.tables, &to_load, false).await?;
             self.window.add_loaded(rows);
         }
         let mut versions = PgVersions {

@@ -94,7 +94,7 @@ impl Projector for ModelsProjector {
         }
         ids.sort_unstable();
         ids.dedup();
-        let (generation, existing) = store::load_models(tx, &self.tables, &ids).await?;
+        let (generation, existing) = store::load_models(tx, &self.tables, &ids, true).await?;
         let stored: HashSet<Uuid> = existing.iter().map(|row| row.id).collect();
         let counted: HashMap<Uuid, counts::CountKey> = existing
             .iter()

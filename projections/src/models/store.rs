@@ -74,13 +74,20 @@ pub struct VersionRow {
 /// The generation `target` writes and its rows among `ids`, in one statement, without their
 /// editor JSON. It is often the bulk of a row (tens of KB, stored out of line): a batch
 /// neither reads it nor rewrites it unless an event sets it, and a publish copies it inside
-/// the database ([`insert_versions`]).
+/// the database ([`insert_versions`]). `counting`: the caller keeps the model counts of
+/// the rows it writes in this transaction ([`super::counts::TAKE_OVER`]).
 pub(super) async fn load_models(
     conn: &mut PgConnection,
     tables: &Tables,
     ids: &[Uuid],
+    counting: bool,
 ) -> Result<(i64, Vec<ModelRow>), sqlx::Error> {
     let models = &tables.models;
+    let take_over = if counting {
+        format!("CROSS JOIN {}", super::counts::TAKE_OVER)
+    } else {
+        String::new()
+    };
     // The left join keeps one row (the generation, no model) when no model matches.
     let sql = format!(
         "WITH {TARGET_CTE}
@@ -89,6 +96,7 @@ pub(super) async fn load_models(
                 m.created_by, m.created_time,
                 m.updated_by, m.updated_time, m.revision
            FROM target
+           {take_over}
            LEFT JOIN {models} m ON m.generation = target.generation AND m.id = ANY($3)"
     );
     let rows = sqlx::query(&sql)
