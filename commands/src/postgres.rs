@@ -40,15 +40,12 @@ impl EventLog for PgEventLog {
             events: Vec::with_capacity(events.len()),
         };
         for event in events {
-            let encode =
-                |e: serde_json::Error| AppendError::Store(sqlx::Error::Encode(Box::new(e)));
             commit.events.push(CommitEvent {
-                sequence: i64::try_from(event.sequence)
-                    .map_err(|e| AppendError::Store(sqlx::Error::Encode(Box::new(e))))?,
+                sequence: i64::try_from(event.sequence).map_err(encode_error)?,
                 event_type: event.event_type.clone(),
                 event_version: event.event_version.clone(),
-                payload: serde_json::to_string(&event.payload).map_err(encode)?,
-                metadata: serde_json::to_string(&event.metadata).map_err(encode)?,
+                payload: serde_json::to_string(&event.payload).map_err(encode_error)?,
+                metadata: serde_json::to_string(&event.metadata).map_err(encode_error)?,
             });
         }
         self.appends.append(commit).await
@@ -124,4 +121,9 @@ impl EventLog for PgEventLog {
         .await?;
         Ok(())
     }
+}
+
+/// A value of a commit that cannot be sent to the database.
+fn encode_error(error: impl std::error::Error + Send + Sync + 'static) -> AppendError {
+    AppendError::Store(sqlx::Error::Encode(Box::new(error)))
 }

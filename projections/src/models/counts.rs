@@ -63,8 +63,9 @@ pub(super) const TAKE_OVER: &str =
 /// Adds `changes` to `generation`'s counts in one statement. A key seen for the first time
 /// gets a row; a count would only go below zero if the counts were already wrong, and the
 /// table's check then fails the batch rather than hide it. Only the projector holding the
-/// family's checkpoint row writes a generation's counts, so the update-then-insert cannot
-/// race another writer.
+/// family's checkpoint row writes a generation's rows in use; should another writer's
+/// trigger add the same new key at the same moment, this insert's unique violation fails
+/// the batch and the runner applies it again.
 pub(super) async fn apply(
     conn: &mut PgConnection,
     generation: i64,

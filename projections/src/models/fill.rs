@@ -144,7 +144,8 @@ impl ModelsFill {
         futures::stream::iter(in_parts(rows, ROWS_PER_WRITE))
             .map(|rows| async move {
                 let mut tx = begin_step(pool).await?;
-                store::write_models(&mut tx, tables, generation, rows, written).await?;
+                store::write_models(&mut tx, tables, generation, rows, |id| written.contains(id))
+                    .await?;
                 tx.commit().await?;
                 Ok::<(), RebuildError>(())
             })

@@ -11,7 +11,7 @@ mod handover;
 pub mod query;
 mod store;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use sqlx::{Postgres, Transaction};
@@ -95,8 +95,8 @@ impl Projector for ModelsProjector {
         ids.sort_unstable();
         ids.dedup();
         let (generation, existing) = store::load_models(tx, &self.tables, &ids, true).await?;
-        let stored: HashSet<Uuid> = existing.iter().map(|row| row.id).collect();
-        let counted: HashMap<Uuid, counts::CountKey> = existing
+        // The stored rows, with what each is counted under before the batch.
+        let stored: HashMap<Uuid, counts::CountKey> = existing
             .iter()
             .map(|row| (row.id, counts::CountKey::of(row)))
             .collect();
@@ -119,8 +119,11 @@ impl Projector for ModelsProjector {
         // Versions first: one that freezes the JSON stored before the batch copies it from
         // the row, before the row is rewritten.
         store::insert_versions(tx, &self.tables, generation, versions).await?;
-        let count_changes = counts::changes(&counted, &models);
-        store::write_models(tx, &self.tables, generation, models, &stored).await?;
+        let count_changes = counts::changes(&stored, &models);
+        store::write_models(tx, &self.tables, generation, models, |id| {
+            stored.contains_key(id)
+        })
+        .await?;
         counts::apply(tx, generation, count_changes).await?;
         Ok(())
     }

@@ -2,8 +2,6 @@
 //! statement takes the tables it uses ([`Tables`]): the partitioned tables for the active
 //! generation, a rebuild's own tables otherwise.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, Row};
 use uuid::Uuid;
@@ -138,7 +136,7 @@ pub(super) async fn version_json(
 }
 
 /// Writes the final image of every touched row in one statement: an `UPDATE` of the rows
-/// that were loaded (`existing`), an `INSERT` of the others (created in the batch). An
+/// that are stored (`is_stored`), an `INSERT` of the others (created in the batch). An
 /// updated row without its editor JSON keeps the stored one; a new row always has it (it
 /// comes from `ModelCreated`). Not one `INSERT … ON CONFLICT DO UPDATE`: that checks
 /// `NOT NULL` on the row it would insert, so it cannot leave the editor JSON out, and it
@@ -148,7 +146,7 @@ pub(super) async fn write_models(
     tables: &Tables,
     generation: i64,
     rows: Vec<ModelRow>,
-    existing: &HashSet<Uuid>,
+    is_stored: impl Fn(&Uuid) -> bool,
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
@@ -171,7 +169,7 @@ pub(super) async fn write_models(
     let mut revision = Vec::with_capacity(n);
     let mut stored = Vec::with_capacity(n);
     for row in rows {
-        stored.push(existing.contains(&row.id));
+        stored.push(is_stored(&row.id));
         id.push(row.id);
         tenant_id.push(row.tenant_id);
         process_key.push(row.process_key);
