@@ -217,7 +217,7 @@ mod tests {
     fn model(shapes: usize) -> ProcessModel {
         let key = ModelKey::parse("order").expect("key");
         let name = ModelName::parse("Order").expect("name");
-        let mut json = EditorJson::empty_canvas(&key, &name).into_value();
+        let mut json = EditorJson::empty_canvas(&key, &name).to_value();
         json["childShapes"] = (0..shapes)
             .map(|n| serde_json::json!({"resourceId": format!("task{n}"), "properties": {}}))
             .collect();

@@ -5,10 +5,10 @@ use sqlx::PgPool;
 
 use crate::group_commit::{Commit, CommitEvent, GroupCommit};
 use crate::history::{HistoryEvent, StorePosition};
-use cqrs_es::persist::SerializedEvent;
 
 use crate::store::{
-    commit_head, split_stream, AppendError, EventLog, Snapshot, StoredSnapshot, StreamEvent,
+    commit_head, split_stream, AppendError, EventLog, NewEvent, Snapshot, StoredSnapshot,
+    StreamEvent,
 };
 
 /// [`EventLog`] over PostgreSQL; positions are `(tx_id, global_position)`. Appends of
@@ -32,7 +32,7 @@ impl PgEventLog {
 
 #[async_trait]
 impl EventLog for PgEventLog {
-    async fn append(&self, events: &[SerializedEvent]) -> Result<StorePosition, AppendError> {
+    async fn append(&self, events: &[NewEvent]) -> Result<StorePosition, AppendError> {
         let first = commit_head(events)?;
         let mut commit = Commit {
             aggregate_type: first.aggregate_type.clone(),
@@ -44,8 +44,8 @@ impl EventLog for PgEventLog {
                 sequence: i64::try_from(event.sequence).map_err(encode_error)?,
                 event_type: event.event_type.clone(),
                 event_version: event.event_version.clone(),
-                payload: serde_json::to_string(&event.payload).map_err(encode_error)?,
-                metadata: serde_json::to_string(&event.metadata).map_err(encode_error)?,
+                payload: event.payload.clone(),
+                metadata: event.metadata.clone(),
             });
         }
         self.appends.append(commit).await
@@ -105,7 +105,7 @@ impl EventLog for PgEventLog {
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, sequence, schema, payload)
-             VALUES ($1, $2, $3, $4, $5)
+             VALUES ($1, $2, $3, $4, $5::jsonb)
              ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
                 SET sequence = excluded.sequence, schema = excluded.schema,
                     payload = excluded.payload, updated_at = now()

@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cqrs_es::persist::{PersistenceError, SerializedEvent};
-use cqrs_es::{Aggregate, AggregateError, EventEnvelope};
+use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventEnvelope};
 use domain::{
     CommandRejected, CommandRejection, ModelAction, ModelId, ProcessModel, ProcessModelCommand,
     ProcessModelError, RecordRejection,
@@ -20,7 +19,7 @@ use crate::metadata::CommandMetadata;
 use crate::postgres::PgEventLog;
 use crate::snapshot;
 use crate::sqlite::SqliteEventLog;
-use crate::store::{AppendError, EventLog};
+use crate::store::{AppendError, EventLog, NewEvent};
 
 /// How many times a command is tried when other writers keep winning the race.
 const DEFAULT_MAX_ATTEMPTS: u32 = 10;
@@ -195,7 +194,7 @@ impl CommandService {
                     let bytes_since_snapshot = bytes_since_snapshot
                         + serialized
                             .iter()
-                            .map(|event| domain::values::json_size(&event.payload))
+                            .map(|event| event.payload.len())
                             .sum::<usize>();
                     let at = if snapshot::due(sequence, snapshot_sequence, bytes_since_snapshot)
                         && snapshot::save(self.log.as_ref(), &stream, sequence, &model).await
@@ -346,14 +345,23 @@ fn wrap<A: Aggregate>(
         .collect()
 }
 
-fn serialize<A: Aggregate>(
-    events: &[EventEnvelope<A>],
-) -> Result<Vec<SerializedEvent>, CommandError> {
+/// The events as the log appends them: payload and metadata written as JSON text once,
+/// straight from the domain event.
+fn serialize<A: Aggregate>(events: &[EventEnvelope<A>]) -> Result<Vec<NewEvent>, CommandError> {
     events
         .iter()
         .map(|event| {
-            SerializedEvent::try_from(event)
-                .map_err(|e: PersistenceError| CommandError::Store(Box::new(e)))
+            Ok(NewEvent {
+                aggregate_type: A::TYPE.to_owned(),
+                aggregate_id: event.aggregate_id.clone(),
+                sequence: event.sequence,
+                event_type: event.payload.event_type(),
+                event_version: event.payload.event_version(),
+                payload: serde_json::to_string(&event.payload)
+                    .map_err(|e| CommandError::Store(Box::new(e)))?,
+                metadata: serde_json::to_string(&event.metadata)
+                    .map_err(|e| CommandError::Store(Box::new(e)))?,
+            })
         })
         .collect()
 }

@@ -138,7 +138,7 @@ pub(crate) async fn save(
         let snapshot = Snapshot {
             sequence: i64::try_from(sequence).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
             schema: SCHEMA.to_owned(),
-            payload: serde_json::to_value(model).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+            payload: serde_json::to_string(model).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
         };
         log.save_snapshot(ProcessModel::TYPE, stream, &snapshot)
             .await

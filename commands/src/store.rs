@@ -9,7 +9,6 @@
 //! PostgreSQL, concurrent commits to different streams share that statement (ADR 0009).
 
 use async_trait::async_trait;
-use cqrs_es::persist::SerializedEvent;
 
 use crate::history::{HistoryEvent, StorePosition};
 
@@ -19,7 +18,22 @@ pub struct Snapshot {
     pub sequence: i64,
     /// Which serialized shape `payload` has; see [`crate::snapshot::SCHEMA`].
     pub schema: String,
-    pub payload: serde_json::Value,
+    /// The state as JSON text.
+    pub payload: String,
+}
+
+/// An event to append, its payload and metadata already JSON text: serialized once, from
+/// the domain event (cqrs-es's `SerializedEvent` holds a `serde_json::Value`, which for an
+/// editor document meant decoding its text into a tree only to write it out again).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: usize,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: String,
+    pub metadata: String,
 }
 
 /// A snapshot as a stream load reads it: its JSON left as text, decoded once, straight
@@ -70,7 +84,7 @@ pub trait EventLog: Send + Sync + 'static {
     /// [`AppendError::Conflict`] and writes nothing; so is, on PostgreSQL, a first sequence
     /// that does not follow a stored event (the embedded file is one process's alone, so a
     /// state ahead of it cannot arise there).
-    async fn append(&self, events: &[SerializedEvent]) -> Result<StorePosition, AppendError>;
+    async fn append(&self, events: &[NewEvent]) -> Result<StorePosition, AppendError>;
 
     /// The events of one stream in sequence order, with positions and times.
     async fn history(
@@ -121,7 +135,7 @@ pub(crate) fn split_stream(
 
 /// The first event of `events` if they are a commit: one stream's consecutive events, at
 /// least one; otherwise the error both backends answer with (nothing is written).
-pub(crate) fn commit_head(events: &[SerializedEvent]) -> Result<&SerializedEvent, AppendError> {
+pub(crate) fn commit_head(events: &[NewEvent]) -> Result<&NewEvent, AppendError> {
     let one_stream = events.windows(2).all(|pair| {
         pair[0].aggregate_type == pair[1].aggregate_type
             && pair[0].aggregate_id == pair[1].aggregate_id

@@ -1,6 +1,9 @@
 //! Parsed value types: once constructed, a value is known to satisfy its rules.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// Why a raw input could not become a value; names the field so the API can report it.
@@ -183,10 +186,17 @@ impl TenantId {
     }
 }
 
-/// The editor JSON of a model: a JSON object of at most 5 MiB.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct EditorJson(serde_json::Value);
+/// The editor JSON of a model: a JSON object of at most 5 MiB, kept as its JSON text.
+///
+/// Why text: a model's state, its events, the state cache, the projector and the API's
+/// answers only carry the document along; only validation looks inside. A
+/// `serde_json::Value` tree of a 16 KB document took ≈ 200 KB and its building, copying,
+/// serializing and dropping were the largest part of the server's work on a publish
+/// (docs/performance.md, "Editor JSON as text"). Serializing writes the text as it is,
+/// deserializing (from a string, bytes or a `Value`) checks its syntax and copies it, and a
+/// clone shares it.
+#[derive(Clone)]
+pub struct EditorJson(Arc<RawValue>);
 
 impl EditorJson {
     pub const MAX_BYTES: usize = 5 * 1024 * 1024;
@@ -196,7 +206,9 @@ impl EditorJson {
         if !value.is_object() {
             return Err(ValueError::NotAnObject { field: FIELD });
         }
-        if json_size(&value) > Self::MAX_BYTES {
+        let text =
+            serde_json::value::to_raw_value(&value).expect("a serde_json::Value always serializes");
+        if text.get().len() > Self::MAX_BYTES {
             return Err(ValueError::TooLarge {
                 field: FIELD,
                 max: Self::MAX_BYTES,
@@ -205,12 +217,12 @@ impl EditorJson {
         if holds_nul(&value) {
             return Err(ValueError::ContainsNul { field: FIELD });
         }
-        Ok(Self(value))
+        Ok(Self(text.into()))
     }
 
     /// An empty canvas, used when a model is created without editor JSON.
     pub fn empty_canvas(key: &ModelKey, name: &ModelName) -> Self {
-        Self(serde_json::json!({
+        let canvas = serde_json::json!({
             "resourceId": "canvas",
             "stencil": { "id": "BPMNDiagram" },
             "stencilset": {
@@ -219,15 +231,62 @@ impl EditorJson {
             },
             "properties": { "process_id": key.as_str(), "name": name.as_str() },
             "childShapes": []
-        }))
+        });
+        Self(
+            serde_json::value::to_raw_value(&canvas)
+                .expect("a serde_json::Value always serializes")
+                .into(),
+        )
     }
 
-    pub fn as_value(&self) -> &serde_json::Value {
+    /// The JSON text (as written by whoever made it: this server writes it compact, and
+    /// PostgreSQL's `jsonb` with a space after each `:` and `,`).
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The JSON text, to embed as it is in other JSON.
+    pub fn as_raw(&self) -> &RawValue {
         &self.0
     }
 
-    pub fn into_value(self) -> serde_json::Value {
-        self.0
+    /// The document decoded, for a look inside (validation); decodes on every call.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).expect("editor JSON text is valid JSON")
+    }
+}
+
+/// Equal when the texts are, or else when they decode to equal values (the same document
+/// written by this server and read back from PostgreSQL differs in spacing and key order).
+impl PartialEq for EditorJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str() || self.to_value() == other.to_value()
+    }
+}
+
+impl std::fmt::Debug for EditorJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("EditorJson").field(&self.as_str()).finish()
+    }
+}
+
+impl Serialize for EditorJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+/// Stored documents are trusted to meet [`EditorJson::parse`]'s rules (they met them when
+/// the command was decided); only the syntax is checked, and that it is an object.
+impl<'de> Deserialize<'de> for EditorJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Box::<RawValue>::deserialize(deserializer)?;
+        if !text.get().trim_start().starts_with('{') {
+            return Err(serde::de::Error::custom(
+                "editor JSON must be a JSON object",
+            ));
+        }
+        Ok(Self(text.into()))
     }
 }
 
@@ -310,6 +369,73 @@ impl std::fmt::Display for ModelId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn editor_json_is_carried_as_its_text() {
+        let doc = serde_json::json!({"resourceId": "canvas", "childShapes": [{"id": "a"}]});
+        let json = EditorJson::parse(doc.clone()).expect("an object");
+        assert_eq!(
+            json.as_str(),
+            r#"{"childShapes":[{"id":"a"}],"resourceId":"canvas"}"#
+        );
+        assert_eq!(json.to_value(), doc);
+        // Embedded in other JSON as it is, and read back (from text or from a `Value`) the
+        // same document.
+        let event = serde_json::json!({"modelJson": &json, "version": 1});
+        assert_eq!(event["modelJson"], doc);
+        let text = serde_json::to_string(&serde_json::json!({"m": &json})).expect("json");
+        assert_eq!(text, format!(r#"{{"m":{}}}"#, json.as_str()));
+        #[derive(Deserialize)]
+        struct Holder {
+            m: EditorJson,
+        }
+        let from_text: Holder = serde_json::from_str(&text).expect("from text");
+        let from_value: Holder =
+            serde_json::from_value(serde_json::json!({"m": doc})).expect("from a value");
+        assert_eq!(from_text.m.as_str(), json.as_str());
+        assert_eq!(from_value.m, json);
+    }
+
+    #[test]
+    fn editor_json_equality_is_the_documents() {
+        let ours = EditorJson::parse(serde_json::json!({"b": 1, "a": [true]})).expect("object");
+        // PostgreSQL's `jsonb` text: other spacing and key order.
+        let stored: EditorJson =
+            serde_json::from_str(r#"{"b": 1, "a": [true]}"#).expect("stored text");
+        assert_ne!(ours.as_str(), stored.as_str());
+        assert_eq!(ours, stored);
+        let other: EditorJson = serde_json::from_str(r#"{"b": 2, "a": [true]}"#).expect("text");
+        assert_ne!(ours, other);
+    }
+
+    #[test]
+    fn stored_editor_json_must_be_an_object() {
+        for not_an_object in ["[1]", "\"x\"", "null", "3"] {
+            assert!(
+                serde_json::from_str::<EditorJson>(not_an_object).is_err(),
+                "{not_an_object}"
+            );
+        }
+        assert!(serde_json::from_str::<EditorJson>("{\"a\": ").is_err());
+    }
+
+    #[test]
+    fn editor_json_limits_count_the_text() {
+        let under = "x".repeat(EditorJson::MAX_BYTES - r#"{"a":""}"#.len());
+        assert!(EditorJson::parse(serde_json::json!({ "a": under })).is_ok());
+        let over = "x".repeat(EditorJson::MAX_BYTES);
+        assert_eq!(
+            EditorJson::parse(serde_json::json!({ "a": over })),
+            Err(ValueError::TooLarge {
+                field: "modelJson",
+                max: EditorJson::MAX_BYTES
+            })
+        );
+        assert_eq!(
+            EditorJson::parse(serde_json::json!({ "a\u{0}": 1 })),
+            Err(ValueError::ContainsNul { field: "modelJson" })
+        );
+    }
 
     #[test]
     fn key_accepts_ncnames() {

@@ -139,7 +139,7 @@ fn editor_json(data: &[u8]) {
     match EditorJson::parse(value.clone()) {
         Ok(json) => {
             assert!(is_object && size <= EditorJson::MAX_BYTES);
-            assert_eq!(json.as_value(), &value);
+            assert_eq!(json.to_value(), value);
             assert!(!holds_nul(&value), "accepted editor JSON holding U+0000");
         }
         Err(ValueError::NotAnObject { field }) => {

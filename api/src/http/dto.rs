@@ -5,6 +5,7 @@ use commands::HistoryEvent;
 use domain::process_model::ModelState;
 use domain::{ModelId, ModelStatus, ProcessModel, ProcessModelEvent, ValidationReport};
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::openapi::schemas::{FindingDoc, HistoryEventDoc, ModelStatusDoc};
@@ -123,7 +124,7 @@ pub struct ModelResponse {
     pub status: ModelStatus,
     /// The Flowable editor JSON.
     #[schema(value_type = Object)]
-    pub model_json: serde_json::Value,
+    pub model_json: Box<RawValue>,
     pub tenant_id: String,
     pub created_by: Option<String>,
     pub created_time: DateTime<Utc>,
@@ -145,7 +146,9 @@ impl ModelResponse {
             description: row.description,
             version: u32::try_from(row.version).unwrap_or_default(),
             status: parse_status(&row.status),
-            model_json: row.model_json.unwrap_or_default(),
+            model_json: row
+                .model_json
+                .map_or_else(|| RawValue::NULL.to_owned(), |json| json.0),
             tenant_id: row.tenant_id,
             created_by: row.created_by,
             created_time: row.created_time,
@@ -201,7 +204,7 @@ impl ModelResponse {
             description: state.description.as_ref().map(ToString::to_string),
             version: state.version,
             status: state.status,
-            model_json: state.model_json.as_value().clone(),
+            model_json: state.model_json.as_raw().to_owned(),
             tenant_id: state.tenant_id.to_string(),
             created_by,
             created_time,
@@ -283,10 +286,10 @@ pub struct VersionResponse {
     pub version: u32,
     pub key: String,
     pub name: String,
-    /// The editor JSON as published.
-    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    /// The editor JSON as published (left out of a list of versions).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub model_json: serde_json::Value,
+    pub model_json: Option<Box<RawValue>>,
     pub comment: Option<String>,
     pub published_by: Option<String>,
     pub published_time: DateTime<Utc>,
@@ -299,7 +302,10 @@ impl From<projections::models::VersionRow> for VersionResponse {
             version: u32::try_from(row.version).unwrap_or_default(),
             key: row.process_key,
             name: row.name,
-            model_json: row.model_json.unwrap_or_default(),
+            model_json: row
+                .model_json
+                .map(|json| json.0)
+                .filter(|json| json.get() != "null"),
             comment: row.comment,
             published_by: row.published_by,
             published_time: row.published_time,

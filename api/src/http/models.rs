@@ -588,7 +588,9 @@ fn with_model_json(mut row: ModelRow, model: ProcessModel, revision: i64) -> Opt
         if row.revision != revision {
             return None;
         }
-        row.model_json = Some(model.into_state()?.model_json.into_value());
+        row.model_json = Some(projections::models::json_text(
+            &model.into_state()?.model_json,
+        ));
     }
     Some(row)
 }

@@ -10,10 +10,10 @@ use async_trait::async_trait;
 use sqlx::SqlitePool;
 
 use crate::history::{HistoryEvent, StorePosition};
-use cqrs_es::persist::SerializedEvent;
 
 use crate::store::{
-    commit_head, split_stream, AppendError, EventLog, Snapshot, StoredSnapshot, StreamEvent,
+    commit_head, split_stream, AppendError, EventLog, NewEvent, Snapshot, StoredSnapshot,
+    StreamEvent,
 };
 
 /// The first event of a commit takes the position it is about to get as the commit's id
@@ -41,7 +41,7 @@ impl SqliteEventLog {
 impl EventLog for SqliteEventLog {
     /// One transaction (SQLite has one writer at a time: the commit is atomic and its
     /// positions consecutive).
-    async fn append(&self, events: &[SerializedEvent]) -> Result<StorePosition, AppendError> {
+    async fn append(&self, events: &[NewEvent]) -> Result<StorePosition, AppendError> {
         commit_head(events)?;
         let mut tx = self.pool.begin().await.map_err(AppendError::from_sqlx)?;
         let mut last: Option<StorePosition> = None;

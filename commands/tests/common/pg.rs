@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use cqrs_es::persist::SerializedEvent;
+use commands::store::NewEvent;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -78,16 +78,16 @@ impl Drop for TestDb {
     }
 }
 
-pub fn event(id: &str, sequence: usize) -> SerializedEvent {
-    SerializedEvent::new(
-        id.to_owned(),
+pub fn event(id: &str, sequence: usize) -> NewEvent {
+    NewEvent {
+        aggregate_type: "ProcessModel".to_owned(),
+        aggregate_id: id.to_owned(),
         sequence,
-        "ProcessModel".to_owned(),
-        "MetadataChanged".to_owned(),
-        "1.0".to_owned(),
-        json!({"MetadataChanged": {"name": format!("n{sequence}")}}),
-        json!({"user_id": "alice"}),
-    )
+        event_type: "MetadataChanged".to_owned(),
+        event_version: "1.0".to_owned(),
+        payload: json!({"MetadataChanged": {"name": format!("n{sequence}")}}).to_string(),
+        metadata: json!({"user_id": "alice"}).to_string(),
+    }
 }
 
 /// `(aggregate_id, sequence, tx_id, global_position)` of every stored event.

@@ -118,7 +118,7 @@ fn publish_model(state: &ModelState, action: &'static str, publish: PublishModel
     if state.status != ModelStatus::Draft {
         return Err(illegal(state, action));
     }
-    let report = validate_editor_json(state.model_json.as_value());
+    let report = validate_editor_json(&state.model_json.to_value());
     if !report.is_valid() {
         return Err(ProcessModelError::InvalidModel { report });
     }

@@ -8,8 +8,7 @@
 //! model touched since it opened, and when its estimated memory passes the rebuild's
 //! budget it gives memory back in two steps:
 //! 1. it inserts the models it created and the versions they published, and keeps those
-//!    rows without their editor JSON (the bulk of a row in memory: a `serde_json::Value`
-//!    tree takes several times its text);
+//!    rows without their editor JSON (the bulk of a row in memory);
 //! 2. if that is not enough, it rewrites the rows changed since their last write and starts
 //!    empty; a model written before is loaded again (without its editor JSON) when an event
 //!    touches it.
@@ -35,9 +34,6 @@ use crate::runner::begin_step;
 /// The memory of a row held without its editor JSON: the struct, its strings and the map
 /// entry (≈ 900 bytes measured: 250 000 rows took ≈ 230 MB).
 const ROW_BYTES: usize = 1024;
-/// Memory of a decoded editor JSON per byte of its event's stored text (a
-/// `serde_json::Value` tree: maps, strings and their allocations; ≈ 6.5 measured).
-const JSON_TREE_FACTOR: usize = 8;
 /// What a version, or a restore's JSON, is counted for: their events do not tell its size.
 const COPIED_JSON_BYTES: usize = 4 * ROW_BYTES;
 /// Rows of one write statement.
@@ -158,7 +154,8 @@ impl ModelsFill {
 /// What `event` makes the window hold beyond its row, estimated.
 fn json_bytes(event: &StoredEvent) -> usize {
     match event.event_type.as_str() {
-        "ModelCreated" | "ModelJsonReplaced" => event.payload.as_text().len() * JSON_TREE_FACTOR,
+        // A row holds the text itself (`JsonText`), plus the allocator's rounding up.
+        "ModelCreated" | "ModelJsonReplaced" => event.payload.as_text().len() * 5 / 4,
         "ModelPublished" | "ModelRestored" => COPIED_JSON_BYTES,
         _ => 0,
     }

@@ -6,7 +6,7 @@ use domain::ProcessModelEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::store::{self, ModelRow, VersionRow};
+use super::store::{self, json_text, JsonText, ModelRow, VersionRow};
 use super::Rows;
 use crate::error::ProjectionError;
 use crate::event::StoredEvent;
@@ -23,7 +23,7 @@ pub(crate) trait VersionLookup: Send {
         &mut self,
         model_id: Uuid,
         version: i32,
-    ) -> Result<Option<serde_json::Value>, sqlx::Error>;
+    ) -> Result<Option<JsonText>, sqlx::Error>;
 }
 
 /// The PostgreSQL lookup: `model_versions` of one generation.
@@ -39,7 +39,7 @@ impl VersionLookup for PgVersions<'_> {
         &mut self,
         model_id: Uuid,
         version: i32,
-    ) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    ) -> Result<Option<JsonText>, sqlx::Error> {
         store::version_json(self.conn, self.tables, self.generation, model_id, version).await
     }
 }
@@ -123,7 +123,7 @@ impl Batch {
                     description: created.description.map(|d| d.to_string()),
                     version: created.version as i32,
                     status: "DRAFT".into(),
-                    model_json: Some(created.model_json.into_value()),
+                    model_json: Some(json_text(&created.model_json)),
                     created_by: user.clone(),
                     created_time: time,
                     updated_by: user,
@@ -154,7 +154,7 @@ impl Batch {
                 row.description = changed.description.map(|d| d.to_string());
             }
             ProcessModelEvent::ModelJsonReplaced(replaced) => {
-                row.model_json = Some(replaced.model_json.into_value());
+                row.model_json = Some(json_text(&replaced.model_json));
             }
             ProcessModelEvent::DraftVersionOpened(opened) => {
                 row.version = opened.version as i32;
@@ -226,7 +226,7 @@ mod tests {
     };
     use domain::upcast::MODEL_RESTORED_V2;
     use domain::EditorJson;
-    use serde_json::{json, Value};
+    use serde_json::json;
 
     use super::*;
 
@@ -241,7 +241,7 @@ mod tests {
             &mut self,
             model_id: Uuid,
             version: i32,
-        ) -> Result<Option<Value>, sqlx::Error> {
+        ) -> Result<Option<JsonText>, sqlx::Error> {
             panic!("looked up version {version} of {model_id}, which the batch holds");
         }
     }
@@ -326,11 +326,17 @@ mod tests {
         ];
         let edited_only = fold(&events).await;
         assert_eq!(edited_only.versions.len(), 1);
-        assert_eq!(
-            edited_only.versions[0].model_json, None,
+        assert!(
+            edited_only.versions[0].model_json.is_none(),
             "version 1 copies the JSON stored before the batch"
         );
-        assert_eq!(edited_only.rows[0].model_json.as_ref(), Some(&edited));
+        assert_eq!(
+            edited_only.rows[0]
+                .model_json
+                .as_ref()
+                .map(store::json_value),
+            Some(edited)
+        );
 
         let restore = stored(
             5,
@@ -340,8 +346,8 @@ mod tests {
             }),
         );
         let restored = fold(&[events.as_slice(), &[restore]].concat()).await;
-        assert_eq!(
-            restored.rows[0].model_json, None,
+        assert!(
+            restored.rows[0].model_json.is_none(),
             "the restore brings back the stored JSON, which the write keeps"
         );
         assert_eq!(

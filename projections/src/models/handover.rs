@@ -130,7 +130,9 @@ mod tests {
             description: None,
             version: 1,
             status: "DRAFT".into(),
-            model_json: Some(serde_json::json!({})),
+            model_json: Some(sqlx::types::Json(
+                serde_json::value::RawValue::from_string("{}".into()).expect("JSON"),
+            )),
             created_by: None,
             created_time: Utc::now(),
             updated_by: None,

@@ -23,7 +23,7 @@ use crate::generation::Target;
 use crate::runner::Projector;
 
 pub use handover::{Expected, Handover};
-pub use store::{ModelRow, VersionRow};
+pub use store::{json_text, json_value, JsonText, ModelRow, VersionRow};
 
 /// The family name in `projection_generations`, and the live projector's checkpoint name.
 pub const FAMILY: &str = "process_models";

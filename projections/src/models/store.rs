@@ -3,6 +3,9 @@
 //! generation, a rebuild's own tables otherwise.
 
 use chrono::{DateTime, Utc};
+use domain::EditorJson;
+use serde_json::value::RawValue;
+use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, Row};
 use uuid::Uuid;
 
@@ -31,6 +34,21 @@ impl Tables {
     }
 }
 
+/// Editor JSON as the database holds it (`jsonb` in PostgreSQL, `TEXT` in SQLite), carried
+/// from the events to the rows and from the rows to the answers as text, never as a
+/// `serde_json::Value` tree (see [`EditorJson`]).
+pub type JsonText = Json<Box<RawValue>>;
+
+/// `json`'s text as a row's value.
+pub fn json_text(json: &EditorJson) -> JsonText {
+    Json(json.as_raw().to_owned())
+}
+
+/// `json` decoded, for a look inside (tests, mostly): decodes on every call.
+pub fn json_value(json: &JsonText) -> serde_json::Value {
+    serde_json::from_str(json.get()).expect("stored JSON text is valid JSON")
+}
+
 /// One `process_models` row of one generation.
 #[derive(Debug, Clone, FromRow)]
 pub struct ModelRow {
@@ -45,7 +63,7 @@ pub struct ModelRow {
     /// The editor JSON; `None` where the row was read without it: a list page, or a
     /// projector batch that did not change it (writing the row then keeps the stored value,
     /// see [`write_models`]).
-    pub model_json: Option<serde_json::Value>,
+    pub model_json: Option<JsonText>,
     pub created_by: Option<String>,
     pub created_time: DateTime<Utc>,
     pub updated_by: Option<String>,
@@ -63,7 +81,7 @@ pub struct VersionRow {
     pub name: String,
     /// The frozen editor JSON; `None` in a projector batch where it is the model's JSON as
     /// stored before the batch ([`insert_versions`] copies it from the row).
-    pub model_json: Option<serde_json::Value>,
+    pub model_json: Option<JsonText>,
     pub comment: Option<String>,
     pub published_by: Option<String>,
     pub published_time: DateTime<Utc>,
@@ -122,7 +140,7 @@ pub(super) async fn version_json(
     generation: i64,
     model_id: Uuid,
     version: i32,
-) -> Result<Option<serde_json::Value>, sqlx::Error> {
+) -> Result<Option<JsonText>, sqlx::Error> {
     sqlx::query_scalar(&format!(
         "SELECT model_json FROM {}
           WHERE generation = $1 AND model_id = $2 AND version = $3",

@@ -10,7 +10,7 @@ use super::time::to_text;
 use crate::error::ProjectionError;
 use crate::event::StoredEvent;
 use crate::models::fold::{Batch, Folded, VersionLookup, AGGREGATE_TYPE};
-use crate::models::{ModelRow, VersionRow};
+use crate::models::{JsonText, ModelRow, VersionRow};
 
 /// Rows per statement: SQLite allows 32 766 bound values, a model row binds 16.
 const CHUNK: usize = 1_000;
@@ -78,7 +78,7 @@ impl VersionLookup for SqliteVersions<'_> {
         &mut self,
         model_id: Uuid,
         version: i32,
-    ) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    ) -> Result<Option<JsonText>, sqlx::Error> {
         sqlx::query_scalar(
             "SELECT model_json FROM model_versions WHERE model_id = ? AND version = ?",
         )
