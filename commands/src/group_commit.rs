@@ -15,9 +15,13 @@
 //! commit that is not written is a conflict for its command alone. A group that fails as a
 //! whole (a unique violation: another writer took a sequence) is written again commit by
 //! commit, so each command gets its own answer.
+//!
+//! The writers have connections of their own, which plan the statement once
+//! ([`writer_pool`]).
 
 use std::collections::HashMap;
 
+use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 
@@ -96,10 +100,15 @@ pub(crate) struct GroupCommit {
     queue: Groups<Pending>,
 }
 
+/// Connections of the writers: the two of [`RULES`], and one for a commit written where no
+/// writer is left (see [`GroupCommit::append`]).
+const WRITER_CONNECTIONS: u32 = 3;
+
 impl GroupCommit {
-    pub(crate) fn new(pool: PgPool) -> Self {
+    /// Appends on connections of their own to `pool`'s database (see [`writer_pool`]).
+    pub(crate) fn new(pool: &PgPool) -> Self {
         Self {
-            pool,
+            pool: writer_pool(pool),
             queue: Groups::new(),
         }
     }
@@ -124,6 +133,24 @@ impl GroupCommit {
             Err(pending) => write_one(&self.pool, &pending.commit).await,
         }
     }
+}
+
+/// A pool like `pool` whose connections always use the generic plan of a prepared
+/// statement. Why: the append's arrays make a custom plan look cheaper (the planner sees
+/// their lengths), so PostgreSQL planned [`APPEND`] anew on every execution, which took it
+/// ≈ 116 µs, twice the statement's own execution (`pg_stat_statements` with
+/// `track_planning`; docs/performance.md, "Editor JSON as text; plans"). The generic
+/// plan is the same (the unnest, the continuity probe by primary key, the insert), planned
+/// once per connection. Opened on first use.
+fn writer_pool(pool: &PgPool) -> PgPool {
+    let options = (*pool.connect_options())
+        .clone()
+        .options([("plan_cache_mode", "force_generic_plan")]);
+    PgPoolOptions::new()
+        .max_connections(WRITER_CONNECTIONS)
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .test_before_acquire(false)
+        .connect_lazy_with(options)
 }
 
 async fn write_group(pool: PgPool, group: Vec<Pending>) {

@@ -24,7 +24,7 @@ pub struct PgEventLog {
 impl PgEventLog {
     pub fn new(pool: PgPool) -> Self {
         Self {
-            appends: GroupCommit::new(pool.clone()),
+            appends: GroupCommit::new(&pool),
             pool,
         }
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use futures::FutureExt as _;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -42,11 +43,31 @@ pub use status::{ProjectorHandle, RunnerState, RunnerStatus};
 /// applied twice or skipped.
 pub struct ProjectorRunner<P: ?Sized> {
     pool: PgPool,
+    /// The feed reads' own connection (see [`feed_reader_pool`]).
+    feed_reads: PgPool,
     projector: Arc<P>,
     name: Arc<str>,
     key: i64,
     config: RunnerConfig,
     status: watch::Sender<RunnerStatus>,
+}
+
+/// One connection like `pool`'s that always uses the generic plan of a prepared statement,
+/// for the runner's feed reads (a read and the read-ahead never overlap). Why: with the
+/// position and limit as constants the planner expected a custom plan to be cheaper, so
+/// PostgreSQL planned the feed query anew for every batch: ≈ 220 µs, more than reading a
+/// batch of ten (`pg_stat_statements` with `track_planning`; docs/performance.md, "Editor
+/// JSON as text; plans"). The generic plan is the same walk of the feed index. Opened on
+/// first use.
+fn feed_reader_pool(pool: &PgPool) -> PgPool {
+    let options = (*pool.connect_options())
+        .clone()
+        .options([("plan_cache_mode", "force_generic_plan")]);
+    PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .test_before_acquire(false)
+        .connect_lazy_with(options)
 }
 
 /// The first recheck after a read that found events held back; see `recheck` in `lead`.
@@ -112,6 +133,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         let name: Arc<str> = projector.name().into();
         let (status, _) = watch::channel(RunnerStatus::default());
         Self {
+            feed_reads: feed_reader_pool(&pool),
             pool,
             key: advisory_lock_key(&name),
             projector,
@@ -452,7 +474,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
             truncated,
         } = match prefetched {
             Some(batch) => batch,
-            None => feed::read_next_within(&self.pool, from, limit, max_bytes).await?,
+            None => feed::read_next_within(&self.feed_reads, from, limit, max_bytes).await?,
         };
         let Some(last) = events.last().map(StoredEvent::position) else {
             return Ok(Step::CaughtUp { held_back });
@@ -463,7 +485,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         // it when a failed or moved step returns early.
         let mut read_ahead = JoinSet::new();
         if full {
-            let pool = self.pool.clone();
+            let pool = self.feed_reads.clone();
             read_ahead
                 .spawn(async move { feed::read_next_within(&pool, last, limit, max_bytes).await });
         }
