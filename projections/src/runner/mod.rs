@@ -29,6 +29,7 @@ use crate::position::Position;
 pub use config::{RunnerConfig, DEFAULT_BATCH_BYTES};
 pub use lock::advisory_lock_key;
 use lock::AdvisoryLock;
+use projector::begin_live_step;
 pub(crate) use projector::begin_step;
 pub use projector::Projector;
 pub use status::{ProjectorHandle, RunnerState, RunnerStatus};
@@ -528,7 +529,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         last: Position,
         events: &[StoredEvent],
     ) -> Result<Option<Position>, StepFailure> {
-        let mut tx = begin_step(&self.pool).await?;
+        let mut tx = begin_live_step(&self.pool).await?;
         if !checkpoint::advance(&mut tx, &self.name, from, last).await? {
             let stored = checkpoint::load(&mut *tx, &self.name)
                 .await?

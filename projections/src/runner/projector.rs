@@ -43,3 +43,18 @@ pub(crate) async fn begin_step(
     pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off")
         .await
 }
+
+/// Begins the live runner's step: as [`begin_step`], and its statements use their generic
+/// plans. They have fixed shapes and find their rows by key, but PostgreSQL re-planned
+/// some on most executions (the `model_versions` insert: its arrays' lengths made a custom
+/// plan look cheaper), which cost more than running them (docs/performance.md, "Editor
+/// JSON as text; plans"). A rebuild's batches keep custom plans: their thousands of rows
+/// may call for other joins.
+pub(crate) async fn begin_live_step(
+    pool: &PgPool,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pool.begin_with(
+        "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL plan_cache_mode = force_generic_plan",
+    )
+    .await
+}
