@@ -139,9 +139,9 @@ impl GroupCommit {
 /// statement. Why: the append's arrays make a custom plan look cheaper (the planner sees
 /// their lengths), so PostgreSQL planned [`APPEND`] anew on every execution, which took it
 /// ≈ 116 µs, twice the statement's own execution (`pg_stat_statements` with
-/// `track_planning`; docs/performance.md, "Editor JSON as text; plans"). The generic
-/// plan is the same (the unnest, the continuity probe by primary key, the insert), planned
-/// once per connection. Opened on first use.
+/// `track_planning`; docs/performance.md, "Editor JSON as text; plans made once"). The
+/// generic plan is the same (the unnest, the continuity probe by primary key, the insert),
+/// planned once per connection. Opened on first use.
 fn writer_pool(pool: &PgPool) -> PgPool {
     let options = (*pool.connect_options())
         .clone()

@@ -192,9 +192,9 @@ impl TenantId {
 /// answers only carry the document along; only validation looks inside. A
 /// `serde_json::Value` tree of a 16 KB document took ≈ 200 KB and its building, copying,
 /// serializing and dropping were the largest part of the server's work on a publish
-/// (docs/performance.md, "Editor JSON as text"). Serializing writes the text as it is,
-/// deserializing (from a string, bytes or a `Value`) checks its syntax and copies it, and a
-/// clone shares it.
+/// (docs/performance.md, "Editor JSON as text; plans made once"). Serializing writes the
+/// text as it is, deserializing (from a string, bytes or a `Value`) checks its syntax and
+/// copies it, and a clone shares it.
 #[derive(Clone)]
 pub struct EditorJson(Arc<RawValue>);
 
@@ -310,28 +310,6 @@ fn holds_nul(value: &serde_json::Value) -> bool {
         }
     }
     false
-}
-
-/// How many bytes `value` takes as JSON, counted without building the text.
-pub fn json_size<T: serde::Serialize + ?Sized>(value: &T) -> usize {
-    let mut counter = ByteCounter(0);
-    // Writing into a counter cannot fail; a value that does not serialise counts what it
-    // wrote before failing (domain values always serialise).
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.0
-}
-
-struct ByteCounter(usize);
-
-impl std::io::Write for ByteCounter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A process model's id. Derived from tenant and key (UUID v5), so that two concurrent

@@ -58,8 +58,8 @@ pub struct ProjectorRunner<P: ?Sized> {
 /// position and limit as constants the planner expected a custom plan to be cheaper, so
 /// PostgreSQL planned the feed query anew for every batch: ≈ 220 µs, more than reading a
 /// batch of ten (`pg_stat_statements` with `track_planning`; docs/performance.md, "Editor
-/// JSON as text; plans"). The generic plan is the same walk of the feed index. Opened on
-/// first use.
+/// JSON as text; plans made once"). The generic plan is the same walk of the feed index.
+/// Opened on first use.
 fn feed_reader_pool(pool: &PgPool) -> PgPool {
     let options = (*pool.connect_options())
         .clone()

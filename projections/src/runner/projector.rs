@@ -48,8 +48,8 @@ pub(crate) async fn begin_step(
 /// plans. They have fixed shapes and find their rows by key, but PostgreSQL re-planned
 /// some on most executions (the `model_versions` insert: its arrays' lengths made a custom
 /// plan look cheaper), which cost more than running them (docs/performance.md, "Editor
-/// JSON as text; plans"). A rebuild's batches keep custom plans: their thousands of rows
-/// may call for other joins.
+/// JSON as text; plans made once"). A rebuild's batches keep custom plans: their
+/// thousands of rows may call for other joins.
 pub(crate) async fn begin_live_step(
     pool: &PgPool,
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
