@@ -87,11 +87,10 @@ impl CachedModel {
 }
 
 /// What the cache holds of a model: its state serialized as JSON (the snapshot format),
-/// decoded again on a hit. A decoded model takes ≈ 7 times its JSON in memory
-/// (`serde_json::Value` trees of the editor JSON, map nodes, allocator size classes), so the
-/// same budget keeps ≈ 7 times as many models this way, and the budget counts real bytes
-/// rather than an estimate. Decoding costs the server what a load's decoding would, without
-/// the database's work.
+/// decoded again on a hit, so the budget counts real bytes rather than an estimate. This
+/// was chosen when a decoded model took ≈ 7 times its JSON (`serde_json::Value` trees of the
+/// editor JSON); since the editor JSON is kept as text (`domain::EditorJson`) a decoded
+/// model is about its JSON's size, and serializing and decoding it copy that text.
 #[derive(Debug, Clone)]
 struct Kept {
     json: Arc<[u8]>,
