@@ -190,7 +190,7 @@ impl<'a> EventWriter<'a> {
         }
         sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-             SELECT u.agg, u.id, u.seq, u.typ, u.ver, u.payload::jsonb, u.meta::jsonb \
+             SELECT u.agg, u.id, u.seq, u.typ, u.ver, u.payload::json, u.meta::jsonb \
              FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[]) \
                   AS u(agg, id, seq, typ, ver, payload, meta)",
         )

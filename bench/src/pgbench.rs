@@ -75,7 +75,7 @@ pub async fn prepare(
          $$ BEGIN PERFORM pg_notify('bench_events_appended', ''); RETURN NULL; END; $$",
         "CREATE TRIGGER bench_events_appended AFTER INSERT ON bench_events \
          FOR EACH STATEMENT EXECUTE FUNCTION bench_events_notify()",
-        "CREATE TABLE bench_template (event_type text, event_version text, payload jsonb, metadata jsonb)",
+        "CREATE TABLE bench_template (event_type text, event_version text, payload json, metadata jsonb)",
     ] {
         sqlx::query(statement).execute(pool).await?;
     }

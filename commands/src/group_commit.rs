@@ -50,7 +50,7 @@ const RULES: GroupRules<Pending> = GroupRules {
 const APPEND: &str = "INSERT INTO events
         (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
      SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version,
-            e.payload::jsonb, e.metadata::jsonb
+            e.payload::json, e.metadata::jsonb
        FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
                    $7::text[], $8::text[])
             WITH ORDINALITY AS e(aggregate_type, aggregate_id, first_sequence, sequence,

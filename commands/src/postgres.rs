@@ -105,7 +105,7 @@ impl EventLog for PgEventLog {
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, sequence, schema, payload)
-             VALUES ($1, $2, $3, $4, $5::jsonb)
+             VALUES ($1, $2, $3, $4, $5::json)
              ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
                 SET sequence = excluded.sequence, schema = excluded.schema,
                     payload = excluded.payload, updated_at = now()

@@ -82,9 +82,9 @@ pub(crate) async fn load(
     }
     let (mut aggregate, snapshot_sequence) = start;
     let mut current_sequence = snapshot_sequence;
-    // The stored text's length (PostgreSQL's text of a jsonb has a space after each `:` and
-    // `,`, a little more than the compact JSON an append counts): a threshold, not a sum
-    // that must match.
+    // The stored text's length: what the append wrote, or for events stored before
+    // migrations/0012 the text of their `jsonb` (a space after each `:` and `,`, a little
+    // more): a threshold, not a sum that must match.
     let bytes_since_snapshot = events.iter().map(|event| event.payload.len()).sum();
     for event in &events {
         let payload =

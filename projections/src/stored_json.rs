@@ -16,8 +16,8 @@ use serde_json::Value;
 /// JSON text as the store holds it, with its [`Value`] decoded on first use (through
 /// `Deref`).
 ///
-/// Only the store's own text makes one ([`Self::from_store`]): PostgreSQL's text of a
-/// `jsonb`, SQLite's `json_valid`-checked `TEXT`, so it always decodes. Anything else goes
+/// Only the store's own text makes one ([`Self::from_store`]): PostgreSQL's `json` (or
+/// `jsonb`) text, SQLite's `json_valid`-checked `TEXT`, so it always decodes. Anything else goes
 /// through `From<Value>`.
 #[derive(Clone)]
 pub struct StoredJson {

@@ -5,11 +5,8 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::TestDb;
+use common::{migrate_before, TestDb};
 use serde_json::{json, Value};
-use sqlx::migrate::Migrator;
 use sqlx::{Executor, PgPool};
 
 /// The indexes of the three read tables, as `CREATE INDEX` text without the schema or `ONLY`.
@@ -23,34 +20,6 @@ async fn index_definitions(pool: &PgPool) -> Vec<String> {
     .fetch_all(pool)
     .await
     .expect("index definitions")
-}
-
-/// Applies the repository's migrations numbered below `before`, from a copy of the folder.
-async fn migrate_before(pool: &PgPool, before: &str) {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
-    let copy =
-        std::env::temp_dir().join(format!("fui-migrations-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir(&copy).expect("create the folder");
-    for entry in std::fs::read_dir(&source).expect("read the migrations") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        if path.is_file() && name.ends_with(".sql") && name < before {
-            std::fs::copy(&path, copy.join(name)).expect("copy a migration");
-        }
-    }
-    let migrated = async {
-        Migrator::new(copy.as_path())
-            .await
-            .expect("load the migrations")
-            .run(pool)
-            .await
-    }
-    .await;
-    std::fs::remove_dir_all(&copy).expect("remove the copy");
-    migrated.expect("run the older migrations");
 }
 
 async fn generations(pool: &PgPool, table: &str) -> Vec<i64> {

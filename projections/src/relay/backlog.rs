@@ -14,7 +14,7 @@ use super::envelope::Envelope;
 /// rejection record's payload `tenantId`, else the metadata's `tenant_id` (strings only).
 const TENANT_OF_E: &str = "COALESCE(\
      CASE WHEN e.aggregate_type = 'CommandRejection' \
-               AND jsonb_typeof(e.payload -> 'tenantId') = 'string' \
+               AND json_typeof(e.payload -> 'tenantId') = 'string' \
           THEN e.payload ->> 'tenantId' END, \
      CASE WHEN jsonb_typeof(e.metadata -> 'tenant_id') = 'string' \
           THEN e.metadata ->> 'tenant_id' END)";
