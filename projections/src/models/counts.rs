@@ -11,10 +11,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::store::ModelRow;
+use super::store::{BatchWrite, ModelRow};
 
 /// What a row is counted under.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,19 +59,15 @@ pub(super) fn changes(
 pub(super) const TAKE_OVER: &str =
     "(SELECT set_config('flowable.models_counted', 'on', true)) AS counts_taken_over";
 
-/// Adds `changes` to `generation`'s counts in one statement. A key seen for the first time
-/// gets a row; a count would only go below zero if the counts were already wrong, and the
-/// table's check then fails the batch rather than hide it. Only the projector holding the
-/// family's checkpoint row writes a generation's rows in use; should another writer's
-/// trigger add the same new key at the same moment, this insert's unique violation fails
-/// the batch and the runner applies it again.
-pub(super) async fn apply(
-    conn: &mut PgConnection,
-    generation: i64,
-    changes: Vec<(CountKey, i64)>,
-) -> Result<(), sqlx::Error> {
+/// Adds `changes` to `generation`'s counts, as items of the batch's statement. A key seen
+/// for the first time gets a row; a count would only go below zero if the counts were
+/// already wrong, and the table's check then fails the batch rather than hide it. Only the
+/// projector holding the family's checkpoint row writes a generation's rows in use; should
+/// another writer's trigger add the same new key at the same moment, this insert's unique
+/// violation fails the batch and the runner applies it again.
+pub(super) fn apply(write: &mut BatchWrite<'_>, generation: i64, changes: Vec<(CountKey, i64)>) {
     if changes.is_empty() {
-        return Ok(());
+        return;
     }
     let n = changes.len();
     let (mut tenant_id, mut category, mut status, mut delta) = (
@@ -87,33 +82,34 @@ pub(super) async fn apply(
         status.push(key.status);
         delta.push(change);
     }
-    sqlx::query(
-        "WITH d AS (
-             SELECT * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[])
-                 AS d(tenant_id, category, status, delta)
-         ), moved AS (
-             UPDATE process_model_counts c SET models = c.models + d.delta
-               FROM d
-              WHERE c.generation = $1 AND c.tenant_id = d.tenant_id
-                AND c.category IS NOT DISTINCT FROM d.category AND c.status = d.status
-             RETURNING c.tenant_id, c.category, c.status
-         )
-         INSERT INTO process_model_counts (generation, tenant_id, category, status, models)
-         SELECT $1, d.tenant_id, d.category, d.status, d.delta
-           FROM d
-          WHERE NOT EXISTS (SELECT 1 FROM moved m
+    write.item("count_changes").push("SELECT * FROM UNNEST(");
+    write.bind(tenant_id, "text[]").push(", ");
+    write.bind(category, "text[]").push(", ");
+    write.bind(status, "text[]").push(", ");
+    write
+        .bind(delta, "int8[]")
+        .push(") AS d(tenant_id, category, status, delta))");
+    write.item("counts_moved").push(
+        "UPDATE process_model_counts c SET models = c.models + d.delta
+           FROM count_changes d
+          WHERE c.generation = ",
+    );
+    write.bind(generation, "int8").push(
+        " AND c.tenant_id = d.tenant_id
+            AND c.category IS NOT DISTINCT FROM d.category AND c.status = d.status
+         RETURNING c.tenant_id, c.category, c.status)",
+    );
+    write
+        .item("counts_added")
+        .push("INSERT INTO process_model_counts (generation, tenant_id, category, status, models) SELECT ");
+    write.bind(generation, "int8").push(
+        ", d.tenant_id, d.category, d.status, d.delta
+           FROM count_changes d
+          WHERE NOT EXISTS (SELECT 1 FROM counts_moved m
                              WHERE m.tenant_id = d.tenant_id
                                AND m.category IS NOT DISTINCT FROM d.category
-                               AND m.status = d.status)",
-    )
-    .bind(generation)
-    .bind(tenant_id)
-    .bind(category)
-    .bind(status)
-    .bind(delta)
-    .execute(conn)
-    .await?;
-    Ok(())
+                               AND m.status = d.status))",
+    );
 }
 
 #[cfg(test)]

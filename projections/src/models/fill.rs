@@ -133,15 +133,20 @@ impl ModelsFill {
     ) -> Result<(), RebuildError> {
         if !versions.is_empty() {
             let mut tx = begin_step(pool).await?;
-            store::insert_versions(&mut tx, &self.tables, self.generation, versions).await?;
+            let mut write = store::BatchWrite::new();
+            store::insert_versions(&mut write, &self.tables, self.generation, versions);
+            write.execute(&mut tx).await?;
             tx.commit().await?;
         }
         let (tables, generation, written) = (&self.tables, self.generation, &self.written);
         futures::stream::iter(in_parts(rows, ROWS_PER_WRITE))
             .map(|rows| async move {
                 let mut tx = begin_step(pool).await?;
-                store::write_models(&mut tx, tables, generation, rows, |id| written.contains(id))
-                    .await?;
+                let mut write = store::BatchWrite::new();
+                store::write_models(&mut write, tables, generation, rows, |id| {
+                    written.contains(id)
+                });
+                write.execute(&mut tx).await?;
                 tx.commit().await?;
                 Ok::<(), RebuildError>(())
             })

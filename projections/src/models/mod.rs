@@ -116,15 +116,16 @@ impl Projector for ModelsProjector {
         if let Some(handover) = &self.handover {
             handover.stage(&models);
         }
-        // Versions first: one that freezes the JSON stored before the batch copies it from
-        // the row, before the row is rewritten.
-        store::insert_versions(tx, &self.tables, generation, versions).await?;
+        // One statement: a version that freezes the JSON stored before the batch copies it
+        // from the row as it was before the statement, whatever the statement writes.
         let count_changes = counts::changes(&stored, &models);
-        store::write_models(tx, &self.tables, generation, models, |id| {
+        let mut write = store::BatchWrite::new();
+        store::insert_versions(&mut write, &self.tables, generation, versions);
+        store::write_models(&mut write, &self.tables, generation, models, |id| {
             stored.contains_key(id)
-        })
-        .await?;
-        counts::apply(tx, generation, count_changes).await?;
+        });
+        counts::apply(&mut write, generation, count_changes);
+        write.execute(tx).await?;
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use domain::EditorJson;
 use serde_json::value::RawValue;
 use sqlx::types::Json;
-use sqlx::{FromRow, PgConnection, Row};
+use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::FAMILY;
@@ -153,21 +153,68 @@ pub(super) async fn version_json(
     .await
 }
 
-/// Writes the final image of every touched row in one statement: an `UPDATE` of the rows
-/// that are stored (`is_stored`), an `INSERT` of the others (created in the batch). An
-/// updated row without its editor JSON keeps the stored one; a new row always has it (it
-/// comes from `ModelCreated`). Not one `INSERT … ON CONFLICT DO UPDATE`: that checks
-/// `NOT NULL` on the row it would insert, so it cannot leave the editor JSON out, and it
-/// probes for the conflict first, which an `UPDATE` of a row known to exist need not.
-pub(super) async fn write_models(
-    conn: &mut PgConnection,
+/// A batch's writes as one statement: each part is a data-modifying `WITH` item, and
+/// PostgreSQL runs every such item once, all on the snapshot taken before the statement.
+/// One round trip instead of one per table, in the projector step that every command's
+/// read-your-writes wait sits behind (docs/performance.md, "Event payloads as json; one
+/// write per batch").
+pub(super) struct BatchWrite<'a> {
+    sql: QueryBuilder<'a, Postgres>,
+    parts: usize,
+}
+
+impl<'a> BatchWrite<'a> {
+    pub(super) fn new() -> Self {
+        Self {
+            sql: QueryBuilder::new("WITH "),
+            parts: 0,
+        }
+    }
+
+    /// Starts the next `WITH` item.
+    pub(super) fn item(&mut self, name: &str) -> &mut QueryBuilder<'a, Postgres> {
+        if self.parts > 0 {
+            self.sql.push(", ");
+        }
+        self.parts += 1;
+        self.sql.push(name).push(" AS (");
+        &mut self.sql
+    }
+
+    /// Binds `value` as a parameter cast to `type_name`.
+    pub(super) fn bind<T>(&mut self, value: T, type_name: &str) -> &mut QueryBuilder<'a, Postgres>
+    where
+        T: 'a + sqlx::Encode<'a, Postgres> + sqlx::Type<Postgres>,
+    {
+        self.sql.push_bind(value).push("::").push(type_name)
+    }
+
+    /// Runs the statement (nothing when no part was added).
+    pub(super) async fn execute(mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.parts == 0 {
+            return Ok(());
+        }
+        self.sql.push(" SELECT 1");
+        self.sql.build().execute(conn).await?;
+        Ok(())
+    }
+}
+
+/// The final image of every touched row: an `UPDATE` of the rows that are stored
+/// (`is_stored`), an `INSERT` of the others (created in the batch). An updated row without
+/// its editor JSON keeps the stored one; a new row always has it (it comes from
+/// `ModelCreated`). Not one `INSERT … ON CONFLICT DO UPDATE`: that checks `NOT NULL` on the
+/// row it would insert, so it cannot leave the editor JSON out, and it probes for the
+/// conflict first, which an `UPDATE` of a row known to exist need not.
+pub(super) fn write_models<'a>(
+    write: &mut BatchWrite<'a>,
     tables: &Tables,
     generation: i64,
     rows: Vec<ModelRow>,
     is_stored: impl Fn(&Uuid) -> bool,
-) -> Result<(), sqlx::Error> {
+) {
     if rows.is_empty() {
-        return Ok(());
+        return;
     }
     // One array per column, moved out of the rows (no copies of the editor JSON).
     let n = rows.len();
@@ -203,77 +250,73 @@ pub(super) async fn write_models(
         updated_time.push(row.updated_time);
         revision.push(row.revision);
     }
+    // Only the items the rows need: a join of the table with rows none of which it holds
+    // is no cheaper for matching nothing (a rebuild's batch of new models).
+    let (any_stored, any_new) = (stored.iter().any(|s| *s), stored.iter().any(|s| !*s));
+    write.item("r").push("SELECT * FROM UNNEST(");
+    write.bind(id, "uuid[]").push(", ");
+    write.bind(tenant_id, "text[]").push(", ");
+    write.bind(process_key, "text[]").push(", ");
+    write.bind(name, "text[]").push(", ");
+    write.bind(category, "text[]").push(", ");
+    write.bind(description, "text[]").push(", ");
+    write.bind(version, "int4[]").push(", ");
+    write.bind(status, "text[]").push(", ");
+    write.bind(model_json, "jsonb[]").push(", ");
+    write.bind(created_by, "text[]").push(", ");
+    write.bind(created_time, "timestamptz[]").push(", ");
+    write.bind(updated_by, "text[]").push(", ");
+    write.bind(updated_time, "timestamptz[]").push(", ");
+    write.bind(revision, "int8[]").push(", ");
+    write.bind(stored, "bool[]").push(
+        ") AS r(id, tenant_id, process_key, name, category, description, version, status,
+                model_json, created_by, created_time, updated_by, updated_time, revision,
+                stored))",
+    );
     let models = &tables.models;
-    let update = format!(
-        "UPDATE {models} m SET
-             name = r.name, category = r.category, description = r.description,
-             version = r.version, status = r.status,
-             model_json = COALESCE(r.model_json, m.model_json),
-             updated_by = r.updated_by, updated_time = r.updated_time, revision = r.revision
-           FROM r
-          WHERE r.stored AND m.generation = $1 AND m.id = r.id"
-    );
-    let insert = format!(
-        "INSERT INTO {models}
-             (generation, id, tenant_id, process_key, name, category, description, version, status,
-              model_json, created_by, created_time, updated_by, updated_time, revision)
-         SELECT $1, id, tenant_id, process_key, name, category, description, version, status,
+    if any_stored {
+        write.item("updated").push(&format!(
+            "UPDATE {models} m SET
+                 name = r.name, category = r.category, description = r.description,
+                 version = r.version, status = r.status,
+                 model_json = COALESCE(r.model_json, m.model_json),
+                 updated_by = r.updated_by, updated_time = r.updated_time,
+                 revision = r.revision
+               FROM r
+              WHERE r.stored AND m.generation = "
+        ));
+        write.bind(generation, "int8").push(" AND m.id = r.id)");
+    }
+    if any_new {
+        write.item("inserted").push(&format!(
+            "INSERT INTO {models}
+                 (generation, id, tenant_id, process_key, name, category, description, version,
+                  status, model_json, created_by, created_time, updated_by, updated_time,
+                  revision)
+             SELECT "
+        ));
+        write.bind(generation, "int8").push(
+            ", id, tenant_id, process_key, name, category, description, version, status,
                 model_json, created_by, created_time, updated_by, updated_time, revision
-           FROM r
-          WHERE NOT r.stored"
-    );
-    // Only the statements the rows need: a join of the table with rows none of which it
-    // holds is no cheaper for matching nothing (a rebuild's batch of new models).
-    let write = match (stored.iter().any(|s| *s), stored.iter().any(|s| !*s)) {
-        // One `WITH` list: `r`, then the update (a second `WITH` would be a syntax error).
-        (true, true) => format!(", updated AS ({update}) {insert}"),
-        (true, false) => format!(" {update}"),
-        (false, _) => format!(" {insert}"),
-    };
-    sqlx::query(&format!(
-        "WITH r AS (
-             SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                  $7::text[], $8::int4[], $9::text[], $10::jsonb[], $11::text[],
-                                  $12::timestamptz[], $13::text[], $14::timestamptz[], $15::int8[],
-                                  $16::bool[])
-                 AS r(id, tenant_id, process_key, name, category, description, version, status,
-                      model_json, created_by, created_time, updated_by, updated_time, revision,
-                      stored)
-         ){write}"
-    ))
-    .bind(generation)
-    .bind(id)
-    .bind(tenant_id)
-    .bind(process_key)
-    .bind(name)
-    .bind(category)
-    .bind(description)
-    .bind(version)
-    .bind(status)
-    .bind(model_json)
-    .bind(created_by)
-    .bind(created_time)
-    .bind(updated_by)
-    .bind(updated_time)
-    .bind(revision)
-    .bind(stored)
-    .execute(conn)
-    .await?;
-    Ok(())
+               FROM r
+              WHERE NOT r.stored)",
+        );
+    }
 }
 
 /// Adds published versions; a version row never changes once written. A version without
-/// its JSON (`None`) takes the model row's: call this before [`write_models`] rewrites the
-/// rows of the batch. Copied inside the database, the stored (compressed) value is neither
+/// its JSON (`None`) takes the model row's as stored before the statement (the snapshot
+/// every item of a [`BatchWrite`] reads), so [`write_models`] may rewrite the row in the
+/// same statement. Copied inside the database, the stored (compressed) value is neither
 /// sent, parsed nor compressed again.
-pub(super) async fn insert_versions(
-    conn: &mut PgConnection,
+pub(super) fn insert_versions<'a>(
+    write: &mut BatchWrite<'a>,
     tables: &Tables,
     generation: i64,
     rows: Vec<VersionRow>,
-) -> Result<(), sqlx::Error> {
+) {
     if rows.is_empty() {
-        return Ok(());
+        return;
     }
     let n = rows.len();
     let mut model_id = Vec::with_capacity(n);
@@ -299,31 +342,33 @@ pub(super) async fn insert_versions(
     let Tables {
         models, versions, ..
     } = tables;
-    sqlx::query(&format!(
+    write.item("frozen").push(&format!(
         "INSERT INTO {versions}
              (generation, model_id, version, tenant_id, process_key, name, model_json, comment,
               published_by, published_time)
-         SELECT $1, v.model_id, v.version, v.tenant_id, v.process_key, v.name,
+         SELECT "
+    ));
+    write.bind(generation, "int8").push(
+        ", v.model_id, v.version, v.tenant_id, v.process_key, v.name,
                 COALESCE(v.model_json, m.model_json), v.comment, v.published_by,
                 v.published_time
-           FROM UNNEST($2::uuid[], $3::int4[], $4::text[], $5::text[], $6::text[],
-                       $7::jsonb[], $8::text[], $9::text[], $10::timestamptz[])
-                AS v(model_id, version, tenant_id, process_key, name, model_json, comment,
-                     published_by, published_time)
-           LEFT JOIN {models} m ON m.generation = $1 AND m.id = v.model_id
-         ON CONFLICT (generation, model_id, version) DO NOTHING"
-    ))
-    .bind(generation)
-    .bind(model_id)
-    .bind(version)
-    .bind(tenant_id)
-    .bind(process_key)
-    .bind(name)
-    .bind(model_json)
-    .bind(comment)
-    .bind(published_by)
-    .bind(published_time)
-    .execute(conn)
-    .await?;
-    Ok(())
+           FROM UNNEST(",
+    );
+    write.bind(model_id, "uuid[]").push(", ");
+    write.bind(version, "int4[]").push(", ");
+    write.bind(tenant_id, "text[]").push(", ");
+    write.bind(process_key, "text[]").push(", ");
+    write.bind(name, "text[]").push(", ");
+    write.bind(model_json, "jsonb[]").push(", ");
+    write.bind(comment, "text[]").push(", ");
+    write.bind(published_by, "text[]").push(", ");
+    write.bind(published_time, "timestamptz[]").push(&format!(
+        ") AS v(model_id, version, tenant_id, process_key, name, model_json, comment,
+                 published_by, published_time)
+           LEFT JOIN {models} m ON m.generation = "
+    ));
+    write.bind(generation, "int8").push(
+        " AND m.id = v.model_id
+         ON CONFLICT (generation, model_id, version) DO NOTHING)",
+    );
 }
