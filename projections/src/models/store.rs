@@ -275,7 +275,7 @@ pub(super) fn write_models<'a>(
     );
     let models = &tables.models;
     if any_stored {
-        write.item("updated").push(&format!(
+        write.item("updated").push(format!(
             "UPDATE {models} m SET
                  name = r.name, category = r.category, description = r.description,
                  version = r.version, status = r.status,
@@ -288,7 +288,7 @@ pub(super) fn write_models<'a>(
         write.bind(generation, "int8").push(" AND m.id = r.id)");
     }
     if any_new {
-        write.item("inserted").push(&format!(
+        write.item("inserted").push(format!(
             "INSERT INTO {models}
                  (generation, id, tenant_id, process_key, name, category, description, version,
                   status, model_json, created_by, created_time, updated_by, updated_time,
@@ -342,7 +342,7 @@ pub(super) fn insert_versions<'a>(
     let Tables {
         models, versions, ..
     } = tables;
-    write.item("frozen").push(&format!(
+    write.item("frozen").push(format!(
         "INSERT INTO {versions}
              (generation, model_id, version, tenant_id, process_key, name, model_json, comment,
               published_by, published_time)
@@ -362,7 +362,7 @@ pub(super) fn insert_versions<'a>(
     write.bind(model_json, "jsonb[]").push(", ");
     write.bind(comment, "text[]").push(", ");
     write.bind(published_by, "text[]").push(", ");
-    write.bind(published_time, "timestamptz[]").push(&format!(
+    write.bind(published_time, "timestamptz[]").push(format!(
         ") AS v(model_id, version, tenant_id, process_key, name, model_json, comment,
                  published_by, published_time)
            LEFT JOIN {models} m ON m.generation = "
