@@ -3,11 +3,11 @@
 //!
 //! A batch moves each touched row's count from its key before the batch to its key after
 //! it, netted per key and written in the batch's one statement. Row triggers did this
-//! before: two statements per publish (a status change) and one per create, each updating one of a few
-//! hot rows, ≈ 76 µs of PostgreSQL time per publish (docs/performance.md, "Counts by the
-//! projector"). The triggers remain for other writers and skip a transaction that has
-//! [`TAKE_OVER`]. A rebuild's fill writes its table unattached and the attach counts it
-//! (`generation_table_attach`); the swap's catch-up, after the attach, counts here.
+//! before: two statements per publish (a status change) and one per create, each updating
+//! one of a few hot rows, ≈ 76 µs of PostgreSQL time per publish (docs/performance.md,
+//! "Counts by the projector"). The triggers remain for other writers and skip a transaction
+//! that has [`TAKE_OVER`]. A rebuild's fill writes its table unattached and the attach
+//! counts it (`generation_table_attach`); the swap's catch-up, after the attach, counts here.
 
 use std::collections::{BTreeMap, HashMap};
 
