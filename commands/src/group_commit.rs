@@ -21,8 +21,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Executor, PgPool};
+use sqlx::PgPool;
 use tokio::sync::oneshot;
 
 use crate::groups::{GroupRules, Groups};
@@ -141,21 +140,9 @@ impl GroupCommit {
 /// ≈ 116 µs, twice the statement's own execution (`pg_stat_statements` with
 /// `track_planning`; docs/performance.md, "Editor JSON as text; plans made once"). The
 /// generic plan is the same (the unnest, the continuity probe by primary key, the insert),
-/// planned once per connection. Opened on first use; the setting is a `SET` after
-/// connecting rather than a startup parameter, which PgBouncer refuses by default.
+/// planned once per connection.
 fn writer_pool(pool: &PgPool) -> PgPool {
-    PgPoolOptions::new()
-        .max_connections(WRITER_CONNECTIONS)
-        .acquire_timeout(pool.options().get_acquire_timeout())
-        .test_before_acquire(false)
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                conn.execute("SET plan_cache_mode = force_generic_plan")
-                    .await
-                    .map(drop)
-            })
-        })
-        .connect_lazy_with((*pool.connect_options()).clone())
+    pg_support::generic_plan_pool(pool, WRITER_CONNECTIONS)
 }
 
 async fn write_group(pool: PgPool, group: Vec<Pending>) {

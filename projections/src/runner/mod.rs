@@ -14,8 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use futures::FutureExt as _;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Executor, PgPool};
+use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::sleep;
@@ -59,21 +58,8 @@ pub struct ProjectorRunner<P: ?Sized> {
 /// PostgreSQL planned the feed query anew for every batch: ≈ 220 µs, more than reading a
 /// batch of ten (`pg_stat_statements` with `track_planning`; docs/performance.md, "Editor
 /// JSON as text; plans made once"). The generic plan is the same walk of the feed index.
-/// Opened on first use; the setting is a `SET` after connecting rather than a startup
-/// parameter, which PgBouncer refuses by default.
 fn feed_reader_pool(pool: &PgPool) -> PgPool {
-    PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(pool.options().get_acquire_timeout())
-        .test_before_acquire(false)
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                conn.execute("SET plan_cache_mode = force_generic_plan")
-                    .await
-                    .map(drop)
-            })
-        })
-        .connect_lazy_with((*pool.connect_options()).clone())
+    pg_support::generic_plan_pool(pool, 1)
 }
 
 /// The first recheck after a read that found events held back; see `recheck` in `lead`.
