@@ -3,6 +3,8 @@
 //! them, and one replica at a time runs each projector.
 
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -135,8 +137,9 @@ fn token() -> String {
     .expect("token")
 }
 
-/// Writers creating and editing models until stopped; returns how many commands succeeded.
-async fn load(base: String, writer: usize, until: Instant) -> usize {
+/// Writers creating and editing models until the server goes or `until`; returns how many
+/// commands succeeded, and counts them in `acked` as they do.
+async fn load(base: String, writer: usize, acked: Arc<AtomicUsize>, until: Instant) -> usize {
     let client = reqwest::Client::new();
     let token = token();
     let mut ok = 0;
@@ -154,6 +157,7 @@ async fn load(base: String, writer: usize, until: Instant) -> usize {
             continue;
         }
         ok += 1;
+        acked.fetch_add(1, Ordering::Relaxed);
         let Ok(body) = created.json::<Value>().await else {
             break;
         };
@@ -166,7 +170,10 @@ async fn load(base: String, writer: usize, until: Instant) -> usize {
                 .send()
                 .await;
             match response {
-                Ok(r) if r.status().is_success() => ok += 1,
+                Ok(r) if r.status().is_success() => {
+                    ok += 1;
+                    acked.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(_) => {}
                 Err(_) => return ok,
             }
@@ -235,11 +242,23 @@ async fn table(pool: &PgPool, generation_sql: &str) -> Vec<Value> {
 async fn sigkill_under_load_loses_nothing_and_matches_a_rebuild() {
     let db = Database::create().await;
     let mut replica = Replica::start(&db.0).await;
-    let until = Instant::now() + Duration::from_millis(1500);
+    let started = Instant::now();
+    let acked = Arc::new(AtomicUsize::new(0));
     let writers: Vec<_> = (0..4)
-        .map(|w| tokio::spawn(load(replica.base.clone(), w, until)))
+        .map(|w| {
+            let until = started + Duration::from_secs(60);
+            tokio::spawn(load(replica.base.clone(), w, acked.clone(), until))
+        })
         .collect();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Killed under load: after 700 ms and some acknowledged commands (a debug build on a
+    // busy machine may take longer than that for its first ones).
+    while started.elapsed() < Duration::from_millis(700) || acked.load(Ordering::Relaxed) < 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no load reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     replica.kill();
     // An append the killed process had sent still commits without it, possibly after the
     // restart (its commit waits for the WAL flush and the cluster-wide NOTIFY lock): until
