@@ -354,8 +354,22 @@ async fn two_replicas_share_the_projectors_and_fail_over() {
                 .unwrap_or_default()
         }
     };
-    assert_eq!(states(first.base.clone()).await, "RUNNING");
-    assert_eq!(states(second.base.clone()).await, "STANDBY");
+    // Ready is not yet started: a runner is IDLE until it first tries the lock.
+    for (replica, expected) in [(&first, "RUNNING"), (&second, "STANDBY")] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let state = states(replica.base.clone()).await;
+            if state == expected {
+                break;
+            }
+            assert!(
+                state == "IDLE" && Instant::now() < deadline,
+                "{} is {state}, expected {expected}",
+                replica.base
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 
     // Writes through either replica are read back at once from either.
     let created: Value = client
