@@ -15,7 +15,9 @@ pub use process_model::{
     ProcessModelEvent,
 };
 pub use rejection::{CommandRejected, CommandRejection, RecordRejection, RejectionError};
-pub use validation::{validate_editor_json, Finding, RuleCode, ValidationReport};
+pub use validation::{
+    validate_editor_json, validate_editor_json_text, Finding, RuleCode, ValidationReport,
+};
 pub use values::{
     Category, Description, EditorJson, ModelId, ModelKey, ModelName, TenantId, ValueError,
 };

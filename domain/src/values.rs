@@ -250,9 +250,16 @@ impl EditorJson {
         &self.0
     }
 
-    /// The document decoded, for a look inside (validation); decodes on every call.
+    /// The document decoded, for a look inside; decodes on every call.
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::from_str(self.0.get()).expect("editor JSON text is valid JSON")
+    }
+
+    /// The document validated from its text, without decoding it into a `Value`
+    /// ([`crate::validate_editor_json_text`]).
+    pub fn validate(&self) -> crate::ValidationReport {
+        crate::validate_editor_json_text(self.as_str())
+            .unwrap_or_else(|_| crate::validate_editor_json(&self.to_value()))
     }
 }
 

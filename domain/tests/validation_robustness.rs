@@ -138,6 +138,7 @@ fn junk_never_panics_and_is_deterministic() {
         for d in docs {
             let first = validate_editor_json(&d);
             assert_eq!(first, validate_editor_json(&d));
+            assert_eq!(first, report(&d), "the text's report");
             assert!(first
                 .errors
                 .iter()

@@ -4,7 +4,9 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use domain::{validate_editor_json, Finding, RuleCode};
+use domain::{
+    validate_editor_json, validate_editor_json_text, Finding, RuleCode, ValidationReport,
+};
 use serde_json::{json, Value};
 
 /// A finding reduced to what tests assert on: rule code and element id.
@@ -78,12 +80,20 @@ pub fn codes(findings: &[Finding]) -> Vec<Code> {
         .collect()
 }
 
+/// `doc`'s report, asserted to be the same from its text as from the value.
+pub fn report(doc: &Value) -> ValidationReport {
+    let report = validate_editor_json(doc);
+    let text = serde_json::to_string(doc).unwrap();
+    assert_eq!(validate_editor_json_text(&text).unwrap(), report, "{text}");
+    report
+}
+
 pub fn errors(doc: &Value) -> Vec<Code> {
-    codes(&validate_editor_json(doc).errors)
+    codes(&report(doc).errors)
 }
 
 pub fn warnings(doc: &Value) -> Vec<Code> {
-    codes(&validate_editor_json(doc).warnings)
+    codes(&report(doc).warnings)
 }
 
 /// A finding about element `id`.

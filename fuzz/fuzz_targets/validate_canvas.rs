@@ -2,7 +2,8 @@
 //! references into a small id pool, overrideids, compensation flags, broken field types) →
 //! `validate_editor_json`, so the fuzzer reaches the rule code rather than JSON syntax errors.
 //! Same invariants as `validate_editor_json`; also, the document serialised and parsed back
-//! (when within the parser's depth limit) must give the same report.
+//! (when within the parser's depth limit) must give the same report, from the text too
+//! (`validate_editor_json_text`, what publishing runs).
 #![no_main]
 
 use flowable_ui_fuzz::canvas::CanvasSpec;
@@ -18,6 +19,12 @@ fuzz_target!(|spec: CanvasSpec| {
             domain::validate_editor_json(&parsed),
             report,
             "the same document gave another report after a JSON round trip"
+        );
+        let text = std::str::from_utf8(&bytes).expect("serde_json writes UTF-8");
+        assert_eq!(
+            domain::validate_editor_json_text(text).expect("JSON a Value decoded"),
+            report,
+            "the document's text gave another report than its value"
         );
     }
 });

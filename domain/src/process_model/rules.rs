@@ -7,7 +7,6 @@ use super::{
     ProcessModel, ProcessModelCommand, ProcessModelError, ProcessModelEvent, PublishModel,
     RestoreModel,
 };
-use crate::validation::validate_editor_json;
 use crate::values::{EditorJson, TenantId};
 
 type Decision = Result<Vec<ProcessModelEvent>, ProcessModelError>;
@@ -118,7 +117,7 @@ fn publish_model(state: &ModelState, action: &'static str, publish: PublishModel
     if state.status != ModelStatus::Draft {
         return Err(illegal(state, action));
     }
-    let report = validate_editor_json(&state.model_json.to_value());
+    let report = state.model_json.validate();
     if !report.is_valid() {
         return Err(ProcessModelError::InvalidModel { report });
     }

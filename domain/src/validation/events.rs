@@ -1,5 +1,6 @@
 //! Whole-model event rules: a start event at process level, an end event somewhere.
 
+use super::json::Json;
 use super::shapes::Shape;
 use super::structure::finding;
 use super::{Finding, RuleCode};
@@ -8,7 +9,7 @@ use super::{Finding, RuleCode};
 /// itself or inside a Pool or Lane at process level (Pool → Lane → nodes). Start events of
 /// sub-processes and event sub-processes start those scopes, not the process, so they do not
 /// count.
-pub(super) fn check_start(shapes: &[Shape<'_>], errors: &mut Vec<Finding>) {
+pub(super) fn check_start<J: Json>(shapes: &[Shape<'_, J>], errors: &mut Vec<Finding>) {
     let has_start = shapes
         .iter()
         .any(|s| s.process_level && s.stencil_starts_with("Start"));
@@ -24,7 +25,7 @@ pub(super) fn check_start(shapes: &[Shape<'_>], errors: &mut Vec<Finding>) {
 }
 
 /// `MissingEndEvent` (warning): no shape whose stencil id starts with `End`, at any depth.
-pub(super) fn check_end(shapes: &[Shape<'_>], warnings: &mut Vec<Finding>) {
+pub(super) fn check_end<J: Json>(shapes: &[Shape<'_, J>], warnings: &mut Vec<Finding>) {
     if !shapes.iter().any(|s| s.stencil_starts_with("End")) {
         warnings.push(finding(
             RuleCode::MissingEndEvent,

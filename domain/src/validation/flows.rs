@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use super::json::Json;
 use super::shapes::{label, quote, Shape, SEQUENCE_FLOW};
 use super::structure::finding;
 use super::{Finding, RuleCode};
@@ -26,7 +27,7 @@ pub(super) struct FlowIndex<'a> {
 }
 
 impl<'a> FlowIndex<'a> {
-    pub(super) fn build(shapes: &[Shape<'a>]) -> Self {
+    pub(super) fn build<J: Json>(shapes: &[Shape<'a, J>]) -> Self {
         let mut index = FlowIndex {
             shape_ids: HashSet::with_capacity(shapes.len()),
             listed_as_outgoing: HashSet::with_capacity(shapes.len()),
@@ -54,15 +55,15 @@ impl<'a> FlowIndex<'a> {
     }
 }
 
-fn is_association(shape: &Shape<'_>) -> bool {
+fn is_association<J: Json>(shape: &Shape<'_, J>) -> bool {
     shape.stencil_starts_with("Association")
 }
 
 /// `DanglingSequenceFlowTarget` and `SequenceFlowWithoutSource`, per flow in document order.
 /// A flow without a resourceId is not checked for a source: nothing can list it, and it is
 /// already reported as `MissingResourceId`.
-pub(super) fn check_sequence_flows(
-    shapes: &[Shape<'_>],
+pub(super) fn check_sequence_flows<J: Json>(
+    shapes: &[Shape<'_, J>],
     index: &FlowIndex<'_>,
     errors: &mut Vec<Finding>,
 ) {
@@ -121,8 +122,8 @@ fn is_flow_node(stencil: &str) -> bool {
 /// - `EventSubProcess` is started by its own start event and never has sequence flows: skipped.
 /// - Direct children of an `AdhocSubProcess` need no sequence flows: skipped.
 /// - Shapes without a resourceId are skipped: nothing can target them, and they are errors already.
-pub(super) fn check_disconnected(
-    shapes: &[Shape<'_>],
+pub(super) fn check_disconnected<J: Json>(
+    shapes: &[Shape<'_, J>],
     index: &FlowIndex<'_>,
     warnings: &mut Vec<Finding>,
 ) {
@@ -156,7 +157,7 @@ pub(super) fn check_disconnected(
     }
 }
 
-fn in_adhoc(shapes: &[Shape<'_>], shape: &Shape<'_>) -> bool {
+fn in_adhoc<J: Json>(shapes: &[Shape<'_, J>], shape: &Shape<'_, J>) -> bool {
     shape
         .parent
         .and_then(|p| shapes.get(p))

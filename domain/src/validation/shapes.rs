@@ -4,22 +4,26 @@
 //! an entry that is not an object simply has no `resourceId` and no stencil. A `childShapes`
 //! or `outgoing` value that is not an array is read as empty. Nothing here can panic.
 
-use serde_json::Value;
+use super::json::{Json, Kind};
 
 /// Stencil id of a sequence flow edge.
 pub(super) const SEQUENCE_FLOW: &str = "SequenceFlow";
 
 /// The canvas's `childShapes`, or why the document is not a canvas.
-pub(super) fn canvas_children(doc: &Value) -> Result<&[Value], String> {
-    let Some(canvas) = doc.as_object() else {
+pub(super) fn canvas_children<J: Json>(doc: &J) -> Result<&[J], String> {
+    if !doc.is_object() {
         return Err(format!(
             "the document is {}, not a JSON object holding a BPMNDiagram canvas",
             describe(doc)
         ));
-    };
-    match canvas.get("stencil").and_then(|stencil| stencil.get("id")) {
-        Some(Value::String(id)) if id == "BPMNDiagram" => {}
-        Some(Value::String(id)) => {
+    }
+    match doc
+        .get("stencil")
+        .and_then(|stencil| stencil.get("id"))
+        .map(|id| (id, id.as_str()))
+    {
+        Some((_, Some("BPMNDiagram"))) => {}
+        Some((_, Some(id))) => {
             return Err(format!(
                 "the document's stencil.id is {}, expected 'BPMNDiagram'",
                 quote(id)
@@ -27,9 +31,12 @@ pub(super) fn canvas_children(doc: &Value) -> Result<&[Value], String> {
         }
         _ => return Err("the document has no string stencil.id (expected 'BPMNDiagram')".into()),
     }
-    match canvas.get("childShapes") {
-        Some(Value::Array(children)) => Ok(children),
-        Some(other) => Err(format!(
+    match doc
+        .get("childShapes")
+        .map(|children| (children, children.as_array()))
+    {
+        Some((_, Some(children))) => Ok(children),
+        Some((other, None)) => Err(format!(
             "the canvas's childShapes is {}, not an array",
             describe(other)
         )),
@@ -38,27 +45,27 @@ pub(super) fn canvas_children(doc: &Value) -> Result<&[Value], String> {
 }
 
 /// "a number", "an array", ... for messages.
-pub(super) fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+pub(super) fn describe(value: &impl Json) -> &'static str {
+    match value.kind() {
+        Kind::Null => "null",
+        Kind::Bool => "a boolean",
+        Kind::Number => "a number",
+        Kind::String => "a string",
+        Kind::Array => "an array",
+        Kind::Object => "an object",
     }
 }
 
 /// A string that is present and not empty.
-pub(super) fn non_empty_str(value: Option<&Value>) -> Option<&str> {
-    value.and_then(Value::as_str).filter(|s| !s.is_empty())
+pub(super) fn non_empty_str<J: Json>(value: Option<&J>) -> Option<&str> {
+    value.and_then(J::as_str).filter(|s| !s.is_empty())
 }
 
 /// One entry of some `childShapes` array, with what the rules need to know about it.
 #[derive(Debug)]
-pub(super) struct Shape<'a> {
+pub(super) struct Shape<'a, J> {
     /// The entry as found (may be any JSON value).
-    pub raw: &'a Value,
+    pub raw: &'a J,
     /// `resourceId`, when it is a non-empty string.
     pub resource_id: Option<&'a str>,
     /// `properties.overrideid` when a non-empty string, else `resource_id`.
@@ -73,8 +80,8 @@ pub(super) struct Shape<'a> {
     pub position: usize,
 }
 
-impl<'a> Shape<'a> {
-    fn new(raw: &'a Value, parent: Option<usize>, position: usize, process_level: bool) -> Self {
+impl<'a, J: Json> Shape<'a, J> {
+    fn new(raw: &'a J, parent: Option<usize>, position: usize, process_level: bool) -> Self {
         let resource_id = non_empty_str(raw.get("resourceId"));
         let override_id = non_empty_str(raw.get("properties").and_then(|p| p.get("overrideid")));
         Shape {
@@ -102,7 +109,7 @@ impl<'a> Shape<'a> {
     pub fn outgoing(&self) -> impl Iterator<Item = &'a str> {
         self.raw
             .get("outgoing")
-            .and_then(Value::as_array)
+            .and_then(J::as_array)
             .into_iter()
             .flatten()
             .filter_map(|entry| non_empty_str(entry.get("resourceId")))
@@ -115,9 +122,10 @@ impl<'a> Shape<'a> {
 
     /// A property that is `true` or the string `"true"` (the editor writes both).
     pub fn flag(&self, property: &str) -> bool {
-        match self.raw.get("properties").and_then(|p| p.get(property)) {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        let value = self.raw.get("properties").and_then(|p| p.get(property));
+        match value.map(|v| (v.as_bool(), v.as_str())) {
+            Some((Some(b), _)) => b,
+            Some((_, Some(s))) => s.eq_ignore_ascii_case("true"),
             _ => false,
         }
     }
@@ -125,9 +133,9 @@ impl<'a> Shape<'a> {
 
 /// All shapes at any depth, in document order (pre-order: a shape, then its children in order).
 /// Uses an explicit stack, so nesting depth is bounded only by memory.
-pub(super) fn collect(children: &[Value]) -> Vec<Shape<'_>> {
+pub(super) fn collect<J: Json>(children: &[J]) -> Vec<Shape<'_, J>> {
     let mut shapes = Vec::new();
-    let mut stack: Vec<(&Value, Option<usize>, usize, bool)> = children
+    let mut stack: Vec<(&J, Option<usize>, usize, bool)> = children
         .iter()
         .enumerate()
         .rev()
@@ -138,7 +146,7 @@ pub(super) fn collect(children: &[Value]) -> Vec<Shape<'_>> {
         let shape = Shape::new(raw, parent, position, process_level);
         // Pool → Lane → nodes keeps the nodes at process level; any other container does not.
         let children_at_process_level = process_level && (shape.is("Pool") || shape.is("Lane"));
-        if let Some(grandchildren) = raw.get("childShapes").and_then(Value::as_array) {
+        if let Some(grandchildren) = raw.get("childShapes").and_then(J::as_array) {
             stack.extend(
                 grandchildren
                     .iter()
@@ -165,7 +173,7 @@ pub(super) fn quote(id: &str) -> String {
 }
 
 /// How to name a shape in a message: `'id'` when it has an element id, else where it sits.
-pub(super) fn label(shapes: &[Shape<'_>], shape: &Shape<'_>) -> String {
+pub(super) fn label<J>(shapes: &[Shape<'_, J>], shape: &Shape<'_, J>) -> String {
     if let Some(id) = shape.element_id {
         return quote(id);
     }

@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 
+use super::json::Json;
 use super::shapes::{describe, label, quote, Shape};
 use super::{Finding, RuleCode};
 
 /// `MissingResourceId` and `MissingStencil` per shape (in document order, resourceId first),
 /// then `DuplicateElementId` once per shared id, ordered by the id's first occurrence.
-pub(super) fn check(shapes: &[Shape<'_>], errors: &mut Vec<Finding>) {
+pub(super) fn check<J: Json>(shapes: &[Shape<'_, J>], errors: &mut Vec<Finding>) {
     for shape in shapes {
         if !shape.raw.is_object() {
             let what = format!(
@@ -30,7 +31,7 @@ pub(super) fn check(shapes: &[Shape<'_>], errors: &mut Vec<Finding>) {
         if shape.resource_id.is_none() {
             let found = match shape.raw.get("resourceId") {
                 None => "no resourceId".to_string(),
-                Some(serde_json::Value::String(_)) => "an empty resourceId".to_string(),
+                Some(id) if id.as_str().is_some() => "an empty resourceId".to_string(),
                 Some(other) => format!("a resourceId that is {}, not a string", describe(other)),
             };
             errors.push(finding(
@@ -52,7 +53,7 @@ pub(super) fn check(shapes: &[Shape<'_>], errors: &mut Vec<Finding>) {
 
 /// Element ids (overrideid, else resourceId) must be unique across all nesting levels.
 /// A shape whose overrideid equals its own resourceId counts once.
-fn duplicate_ids(shapes: &[Shape<'_>], errors: &mut Vec<Finding>) {
+fn duplicate_ids<J>(shapes: &[Shape<'_, J>], errors: &mut Vec<Finding>) {
     // id -> (order of first occurrence, number of shapes using it)
     let mut seen: HashMap<&str, (usize, usize)> = HashMap::with_capacity(shapes.len());
     for id in shapes.iter().filter_map(|s| s.element_id) {
