@@ -2,6 +2,7 @@
 //! one database: the read tables end up exactly as a rebuild from the event store makes
 //! them, and one replica at a time runs each projector.
 
+use std::future::Future;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -23,6 +24,23 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// Probes every 20 ms until `probe` gives a value; fails with the last probe's account once
+/// `within` has passed.
+async fn eventually<T, F, Fut>(within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) => assert!(Instant::now() < deadline, "{last}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 struct Replica {
@@ -56,19 +74,19 @@ impl Replica {
             base: format!("http://127.0.0.1:{port}"),
         };
         let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        let readiness = format!("{}/actuator/health/readiness", replica.base);
+        eventually(Duration::from_secs(30), || async {
             let ready = client
-                .get(format!("{}/actuator/health/readiness", replica.base))
+                .get(&readiness)
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success());
-            if ready {
-                return replica;
-            }
-            assert!(Instant::now() < deadline, "replica did not become ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            ready
+                .then_some(())
+                .ok_or("replica did not become ready".to_owned())
+        })
+        .await;
+        replica
     }
 
     fn kill(&mut self) {
@@ -183,8 +201,7 @@ async fn load(base: String, writer: usize, acked: Arc<AtomicUsize>, until: Insta
 }
 
 async fn wait_caught_up(pool: &PgPool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    eventually(Duration::from_secs(60), || async {
         let behind: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM events e, projection_checkpoints c
               WHERE c.name = 'process_models' AND (e.tx_id, e.global_position) > (c.tx_id, c.global_position)",
@@ -192,41 +209,36 @@ async fn wait_caught_up(pool: &PgPool) {
         .fetch_one(pool)
         .await
         .expect("lag");
-        if behind == 0 {
-            return;
+        match behind {
+            0 => Ok(()),
+            _ => Err(format!("projection did not catch up ({behind} behind)")),
         }
-        assert!(
-            Instant::now() < deadline,
-            "projection did not catch up ({behind} behind)"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 /// Waits until no session is connected to `database` (the killed process's backends end
 /// once they notice its sockets closed, after finishing the statement they run).
 async fn wait_sessions_ended(database: &str) {
-    let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", server()))
+    let admin = PgPool::connect(&format!("{}/postgres", server()))
         .await
         .expect("admin");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually(Duration::from_secs(30), || async {
         let sessions: i64 =
             sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
                 .bind(database)
-                .fetch_one(&mut admin)
+                .fetch_one(&admin)
                 .await
                 .expect("sessions");
-        if sessions == 0 {
-            break;
+        match sessions {
+            0 => Ok(()),
+            _ => Err(format!(
+                "the killed process's {sessions} sessions did not end"
+            )),
         }
-        assert!(
-            Instant::now() < deadline,
-            "the killed process's {sessions} sessions did not end"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    admin.close().await.expect("close");
+    })
+    .await;
+    admin.close().await;
 }
 
 async fn table(pool: &PgPool, generation_sql: &str) -> Vec<Value> {
@@ -252,13 +264,14 @@ async fn sigkill_under_load_loses_nothing_and_matches_a_rebuild() {
         .collect();
     // Killed under load: after 700 ms and some acknowledged commands (a debug build on a
     // busy machine may take longer than that for its first ones).
-    while started.elapsed() < Duration::from_millis(700) || acked.load(Ordering::Relaxed) < 20 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no load reached the server"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(Duration::from_secs(30), || async {
+        let loaded =
+            started.elapsed() >= Duration::from_millis(700) && acked.load(Ordering::Relaxed) >= 20;
+        loaded
+            .then_some(())
+            .ok_or("no load reached the server".to_owned())
+    })
+    .await;
     replica.kill();
     // An append the killed process had sent still commits without it, possibly after the
     // restart (its commit waits for the WAL flush and the cluster-wide NOTIFY lock): until
@@ -356,19 +369,23 @@ async fn two_replicas_share_the_projectors_and_fail_over() {
     };
     // Ready is not yet started: a runner is IDLE until it first tries the lock.
     for (replica, expected) in [(&first, "RUNNING"), (&second, "STANDBY")] {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        eventually(Duration::from_secs(30), || async {
             let state = states(replica.base.clone()).await;
-            if state == expected {
-                break;
-            }
             assert!(
-                state == "IDLE" && Instant::now() < deadline,
+                state == expected || state == "IDLE",
                 "{} is {state}, expected {expected}",
                 replica.base
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            if state == expected {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} stayed {state}, expected {expected}",
+                    replica.base
+                ))
+            }
+        })
+        .await;
     }
 
     // Writes through either replica are read back at once from either.
@@ -392,11 +409,13 @@ async fn two_replicas_share_the_projectors_and_fail_over() {
     assert_eq!(read.status(), 200);
 
     first.kill();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while states(second.base.clone()).await != "RUNNING" {
-        assert!(Instant::now() < deadline, "the standby did not take over");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(30), || async {
+        let running = states(second.base.clone()).await == "RUNNING";
+        running
+            .then_some(())
+            .ok_or("the standby did not take over".to_owned())
+    })
+    .await;
     let response = client
         .patch(format!("{}/api/v1/process-models/{id}", second.base))
         .bearer_auth(&token)
