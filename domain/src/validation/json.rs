@@ -84,7 +84,7 @@ pub(crate) const READ_KEYS: [&str; 9] = [
 ];
 
 /// A JSON value with only [`READ_KEYS`] kept in its objects; numbers without their value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub(crate) enum Outline<'a> {
     Null,
     Bool(bool),
