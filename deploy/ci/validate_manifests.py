@@ -70,6 +70,9 @@ APP_METRICS = {
     "commands_rejected_total": "counter",
     "relay_published_total": "counter",
     "relay_publish_failures_total": "counter",
+    "projection_steps_total": "counter",
+    "projection_events_applied_total": "counter",
+    "projection_step_seconds_total": "counter",
 }
 EXTERNAL_METRICS = {
     "up", "ALERTS",  # Prometheus itself

@@ -110,6 +110,22 @@ async fn prometheus_exposes_request_histogram_by_route_template(backend: Backend
         assert!(text.contains(expected), "missing {expected} in:\n{text}");
     }
     assert!(!text.contains(&id), "ids never become label values");
+    if backend == Backend::Postgres {
+        // The projector runners' steps: both commands' events were applied before they
+        // answered, in one step or two.
+        let models = |metric: &str| {
+            let prefix = format!("{metric}{{projection=\"process_models\"}} ");
+            text.lines()
+                .find_map(|line| line.strip_prefix(&prefix))
+                .and_then(|value| value.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no {prefix}in:\n{text}"))
+        };
+        assert_eq!(models("projection_events_applied_total"), 2.0);
+        let steps = models("projection_steps_total");
+        assert!((1.0..=2.0).contains(&steps), "{steps} steps");
+        assert!(models("projection_step_seconds_total") > 0.0);
+        assert!(text.contains("projection_steps_total{projection=\"audit_logs\"}"));
+    }
 }
 
 async fn info_names_version_and_profile(backend: Backend) {

@@ -73,6 +73,7 @@ pub async fn start(settings: &Settings, url: &str) -> anyhow::Result<Started> {
         metrics.register_event_counts(relay.relay.status_handle().event_counts());
     }
     let (read, runners) = read_side::build(&pool, &settings.projections, relay);
+    metrics.register_projectors(read.handles());
     let commands = CommandService::postgres(pool.clone())
         .with_state_cache(settings.commands.state_cache_bytes);
     metrics.register_state_cache(commands.state_cache_counts());

@@ -5,6 +5,7 @@ mod commands;
 mod events;
 mod http;
 mod process;
+mod projectors;
 mod relay;
 mod store;
 
@@ -131,6 +132,13 @@ impl Metrics {
     pub fn register_state_cache(&self, counts: ::commands::StateCacheCounts) {
         self.with_registry(|registry| {
             registry.register_collector(Box::new(commands::StateCacheCollector::new(counts)));
+        });
+    }
+
+    /// Exports the projector runners' step counters (`projection_steps_total`, ...).
+    pub fn register_projectors(&self, handles: Vec<projections::ProjectorHandle>) {
+        self.with_registry(|registry| {
+            registry.register_collector(Box::new(projectors::ProjectorsCollector::new(handles)));
         });
     }
 

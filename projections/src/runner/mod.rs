@@ -305,6 +305,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                 .take()
                 .filter(|read| read.after == from && read.limit == limit)
                 .map(|read| read.batch);
+            let started = std::time::Instant::now();
             let next = match self.step(from, limit, prefetched).await {
                 Ok(Step::Applied {
                     to,
@@ -318,7 +319,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
                     if careful_until.is_some_and(|until| to >= until) {
                         careful_until = None;
                     }
-                    self.succeeded(to);
+                    self.applied(to, count, started.elapsed());
                     at = Some(to);
                     ahead = next_batch;
                     recheck = RECHECK_FIRST;
@@ -551,12 +552,17 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
     }
 
     fn succeeded(&self, checkpoint: Position) {
+        self.update(|status| running_at(status, checkpoint));
+    }
+
+    /// A step applied `events` up to `checkpoint` in `took`. One update: every change of the
+    /// status wakes the requests waiting on it.
+    fn applied(&self, checkpoint: Position, events: usize, took: std::time::Duration) {
         self.update(|status| {
-            status.state = RunnerState::Running;
-            status.lock_held = true;
-            status.checkpoint = Some(checkpoint);
-            status.last_error = None;
-            status.consecutive_failures = 0;
+            running_at(status, checkpoint);
+            status.steps_applied += 1;
+            status.events_applied += events as u64;
+            status.step_micros += u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         });
     }
 
@@ -581,6 +587,15 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         });
         before
     }
+}
+
+/// A runner that holds the lock, at `checkpoint`, with no failure pending.
+fn running_at(status: &mut RunnerStatus, checkpoint: Position) {
+    status.state = RunnerState::Running;
+    status.lock_held = true;
+    status.checkpoint = Some(checkpoint);
+    status.last_error = None;
+    status.consecutive_failures = 0;
 }
 
 /// Polls `shutdown` once without waiting.

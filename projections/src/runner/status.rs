@@ -42,6 +42,12 @@ pub struct RunnerStatus {
     pub last_error: Option<String>,
     /// Failures in a row; 0 after a success.
     pub consecutive_failures: u32,
+    /// Steps that applied events since this runner started (steps that found nothing are
+    /// not counted), the events they applied, and their time in all, from the step's start
+    /// (its feed read, or its use of a batch read ahead) to its commit.
+    pub steps_applied: u64,
+    pub events_applied: u64,
+    pub step_micros: u64,
 }
 
 impl Default for RunnerStatus {
@@ -52,6 +58,9 @@ impl Default for RunnerStatus {
             checkpoint: None,
             last_error: None,
             consecutive_failures: 0,
+            steps_applied: 0,
+            events_applied: 0,
+            step_micros: 0,
         }
     }
 }
