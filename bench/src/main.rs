@@ -1059,6 +1059,19 @@ impl Bench<'_> {
         })
     }
 
+    /// The `process_models` projector's step counters in a scraped exposition (`None` when
+    /// it has none: an older build, or the embedded backend).
+    fn models_steps(text: &str) -> Option<report::ProjectorSteps> {
+        let count = |metric: &str| {
+            histogram::sample(text, &format!("{metric}{{projection=\"process_models\"}}"))
+        };
+        Some(report::ProjectorSteps {
+            steps: count("projection_steps_total")?,
+            events: count("projection_events_applied_total")?,
+            seconds: count("projection_step_seconds_total")?,
+        })
+    }
+
     /// Stops the server and starts a new one on the same (now seeded) database.
     async fn restart(&mut self, env: &[(String, String)]) -> anyhow::Result<()> {
         self.server.stop();
@@ -1184,6 +1197,9 @@ impl Bench<'_> {
                 .map(|(before, after)| after.since(&before))
                 .filter(|used| used.hit + used.miss + used.stale > 0);
             scenario.read_your_writes_wait = report::ServerWait::between(Some(before), after);
+            scenario.models_steps = Self::models_steps(before)
+                .zip(Self::models_steps(after))
+                .map(|(before, after)| after.since(&before));
         }
         eprintln!("{}", scenario.one_line());
         self.report.memory.phases.push(report::Phase {

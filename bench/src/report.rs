@@ -131,6 +131,41 @@ pub struct ScenarioReport {
     /// The server's read-your-writes wait of the scenario's commands (its histogram).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_your_writes_wait: Option<ServerWait>,
+    /// The `process_models` projector's steps during the scenario (server counters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models_steps: Option<ProjectorSteps>,
+}
+
+/// A projector's steps that applied events: the server's `projection_steps_total`,
+/// `projection_events_applied_total` and `projection_step_seconds_total`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ProjectorSteps {
+    pub steps: f64,
+    pub events: f64,
+    pub seconds: f64,
+}
+
+impl ProjectorSteps {
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            steps: self.steps - before.steps,
+            events: self.events - before.events,
+            seconds: self.seconds - before.seconds,
+        }
+    }
+
+    /// "N steps, E events/step, mean M ms" (empty without steps).
+    fn summary(&self) -> String {
+        if self.steps < 1.0 {
+            return String::new();
+        }
+        format!(
+            "  models projector {:.0} steps, {:.1} events/step, mean {:.2} ms",
+            self.steps,
+            self.events / self.steps,
+            self.seconds * 1000.0 / self.steps
+        )
+    }
 }
 
 /// Commands by how they found the model's state: the server's `command_state_cache_total`.
@@ -182,6 +217,7 @@ impl ScenarioReport {
             load_average_before: String::new(),
             state_cache: None,
             read_your_writes_wait: None,
+            models_steps: None,
         }
     }
 
@@ -218,6 +254,10 @@ impl ScenarioReport {
                         w.p50_ms, w.p99_ms
                     )
                 })
+                .unwrap_or_default()
+            + &self
+                .models_steps
+                .map(|steps| steps.summary())
                 .unwrap_or_default()
     }
 }
