@@ -5,7 +5,7 @@
 //! `rate(projection_step_seconds_total) / rate(projection_steps_total)`: the time a command's
 //! read-your-writes wait sits behind.
 
-use projections::ProjectorHandle;
+use projections::{ProjectorHandle, RunnerStatus};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -36,36 +36,45 @@ impl Collector for ProjectorsCollector {
             .iter()
             .map(|handle| (handle.name(), handle.status()))
             .collect();
-        let mut steps = encoder.encode_descriptor(
+        per_projection(
+            &mut encoder,
+            &statuses,
             "projection_steps",
             "Projector steps that applied events on this replica",
-            None,
-            MetricType::Counter,
+            |status| status.steps_applied,
         )?;
-        for (name, status) in &statuses {
-            ConstCounter::new(status.steps_applied)
-                .encode(steps.encode_family(&[("projection", *name)])?)?;
-        }
-        let mut events = encoder.encode_descriptor(
+        per_projection(
+            &mut encoder,
+            &statuses,
             "projection_events_applied",
             "Events applied by projector steps on this replica",
-            None,
-            MetricType::Counter,
+            |status| status.events_applied,
         )?;
-        for (name, status) in &statuses {
-            ConstCounter::new(status.events_applied)
-                .encode(events.encode_family(&[("projection", *name)])?)?;
-        }
-        let mut seconds = encoder.encode_descriptor(
+        per_projection(
+            &mut encoder,
+            &statuses,
             "projection_step_seconds",
             "Time of the projector steps that applied events, from the feed read to the commit",
-            None,
-            MetricType::Counter,
-        )?;
-        for (name, status) in &statuses {
-            ConstCounter::new(status.step_micros as f64 / 1e6)
-                .encode(seconds.encode_family(&[("projection", *name)])?)?;
-        }
-        Ok(())
+            |status| status.step_micros as f64 / 1e6,
+        )
     }
+}
+
+/// One counter family `name`, a series per projection with `value` of its status.
+fn per_projection<N>(
+    encoder: &mut DescriptorEncoder,
+    statuses: &[(&str, RunnerStatus)],
+    name: &str,
+    help: &str,
+    value: impl Fn(&RunnerStatus) -> N,
+) -> Result<(), std::fmt::Error>
+where
+    ConstCounter<N>: EncodeMetric,
+{
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (projection, status) in statuses {
+        ConstCounter::new(value(status))
+            .encode(family.encode_family(&[("projection", *projection)])?)?;
+    }
+    Ok(())
 }
