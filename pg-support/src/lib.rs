@@ -14,16 +14,34 @@ use sqlx::{Executor, PgPool};
 /// (docs/performance.md, "Editor JSON as text; plans made once"). The setting is a `SET`
 /// after connecting rather than a startup parameter, which PgBouncer refuses by default.
 pub fn generic_plan_pool(pool: &PgPool, max_connections: u32) -> PgPool {
+    pool_with_settings(
+        pool,
+        max_connections,
+        "SET plan_cache_mode = force_generic_plan",
+    )
+}
+
+/// As [`generic_plan_pool`], and its transactions commit without waiting for the WAL flush
+/// (`synchronous_commit = off`): for a projector whose step commits its effects and its
+/// checkpoint in one statement, with no `BEGIN` to carry a `SET LOCAL` (ADR 0005: a crash
+/// loses at most the last steps as a whole, which are applied again from the events).
+pub fn projector_step_pool(pool: &PgPool, max_connections: u32) -> PgPool {
+    pool_with_settings(
+        pool,
+        max_connections,
+        "SET plan_cache_mode = force_generic_plan; SET synchronous_commit = off",
+    )
+}
+
+/// Up to `max_connections` connections like `pool`'s, each running `settings` (one simple
+/// query) once connected; opened on first use.
+fn pool_with_settings(pool: &PgPool, max_connections: u32, settings: &'static str) -> PgPool {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(pool.options().get_acquire_timeout())
         .test_before_acquire(false)
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                conn.execute("SET plan_cache_mode = force_generic_plan")
-                    .await
-                    .map(drop)
-            })
+        .after_connect(move |conn, _| {
+            Box::pin(async move { conn.execute(settings).await.map(drop) })
         })
         .connect_lazy_with((*pool.connect_options()).clone())
 }

@@ -34,6 +34,47 @@ impl Checkpoint {
     }
 }
 
+/// A step's move of a consumer's checkpoint: from `from`, the position the step read its
+/// batch after, to `to`, the batch's last event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Move<'a> {
+    pub name: &'a str,
+    pub from: Position,
+    pub to: Position,
+}
+
+/// A checkpoint row as a statement outside a transaction read it: its position and the
+/// version of the row (its `xmin`, the transaction that last wrote it). A later statement
+/// moves it only if the row is still that version, so anything that
+/// wrote the row in between (an overlapping runner, a rebuild's swap even where it left
+/// the position as it was) makes the move fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub(crate) position: Position,
+    pub(crate) row_version: String,
+}
+
+impl Seen {
+    /// The columns a `SELECT` with the checkpoint row as `cp` reads for [`Seen::from_row`].
+    pub(crate) const COLUMNS: &'static str = "cp.xmin::text AS checkpoint_xmin, \
+         cp.tx_id::text AS checkpoint_tx_id, cp.global_position AS checkpoint_global_position";
+
+    /// The row read with [`Seen::COLUMNS`]; `None` where the checkpoint row was missing.
+    pub(crate) fn from_row(row: &PgRow) -> Result<Option<Self>, FeedError> {
+        let Some(row_version) = row.try_get::<Option<String>, _>("checkpoint_xmin")? else {
+            return Ok(None);
+        };
+        let tx_id: String = row.try_get("checkpoint_tx_id")?;
+        Ok(Some(Self {
+            position: Position::new(
+                parse_tx_id(&tx_id)?,
+                row.try_get("checkpoint_global_position")?,
+            ),
+            row_version,
+        }))
+    }
+}
+
 /// The consumer's checkpoint as committed now, `None` if it has never saved one. A plain
 /// read: for status reports and read-your-writes waits, not for deciding what to apply.
 pub async fn load<'e>(

@@ -27,7 +27,7 @@ pub use feed::{Feed, Head};
 pub use listener::{Wake, EVENTS_CHANNEL};
 pub use position::Position;
 pub use runner::{
-    advisory_lock_key, Projector, ProjectorHandle, ProjectorRunner, RunnerConfig, RunnerState,
-    RunnerStatus, DEFAULT_BATCH_BYTES,
+    advisory_lock_key, LiveOutcome, Projector, ProjectorHandle, ProjectorRunner, RunnerConfig,
+    RunnerState, RunnerStatus, DEFAULT_BATCH_BYTES,
 };
 pub use stored_json::StoredJson;

@@ -8,7 +8,7 @@ mod common;
 mod fixtures;
 
 use common::TestDb;
-use fixtures::{model_counts, project, scenario};
+use fixtures::{model_counts, project, project_live, scenario};
 use projections::models::ModelsProjector;
 
 #[tokio::test]
@@ -17,6 +17,24 @@ async fn the_counts_follow_the_rows_whatever_the_batch_size() {
         let db = TestDb::create().await;
         let last = scenario(&db.pool).await;
         project(&db.pool, &ModelsProjector::live(), batch, last).await;
+        let (kept, counted) = model_counts(&db.pool, 1).await;
+        assert_eq!(
+            counted.len(),
+            2,
+            "both models are projected (batch {batch})"
+        );
+        assert_eq!(kept, counted, "batch {batch}");
+    }
+}
+
+/// The live step counts in the statement that writes the rows and moves the checkpoint:
+/// it must take the counts over before its first row is written.
+#[tokio::test]
+async fn the_live_step_counts_its_rows_once_whatever_the_batch_size() {
+    for batch in [1, 4, 100] {
+        let db = TestDb::create().await;
+        let last = scenario(&db.pool).await;
+        project_live(&db.pool, &ModelsProjector::live(), batch, last).await;
         let (kept, counted) = model_counts(&db.pool, 1).await;
         assert_eq!(
             counted.len(),

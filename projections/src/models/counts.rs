@@ -59,6 +59,10 @@ pub(super) fn changes(
 pub(super) const TAKE_OVER: &str =
     "(SELECT set_config('flowable.models_counted', 'on', true)) AS counts_taken_over";
 
+/// The call in [`TAKE_OVER`], for a statement that takes the counts over as it goes
+/// (`super::store::BatchWrite::moving_checkpoint`).
+pub(super) const TAKE_OVER_CALL: &str = "set_config('flowable.models_counted', 'on', true)";
+
 /// Adds `changes` to `generation`'s counts, as items of the batch's statement. A key seen
 /// for the first time gets a row; a count would only go below zero if the counts were
 /// already wrong, and the table's check then fails the batch rather than hide it. Only the
@@ -86,9 +90,12 @@ pub(super) fn apply(write: &mut BatchWrite<'_>, generation: i64, changes: Vec<(C
     write.bind(tenant_id, "text[]").push(", ");
     write.bind(category, "text[]").push(", ");
     write.bind(status, "text[]").push(", ");
+    let guard = write.guard();
     write
         .bind(delta, "int8[]")
-        .push(") AS d(tenant_id, category, status, delta))");
+        .push(") AS d(tenant_id, category, status, delta) WHERE ")
+        .push(guard)
+        .push(")");
     write.item("counts_moved").push(
         "UPDATE process_model_counts c SET models = c.models + d.delta
            FROM count_changes d

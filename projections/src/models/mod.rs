@@ -14,13 +14,15 @@ mod store;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::checkpoint::Move;
 use crate::error::ProjectionError;
 use crate::event::StoredEvent;
 use crate::generation::Target;
-use crate::runner::Projector;
+use crate::position::Position;
+use crate::runner::{LiveOutcome, Projector};
 
 pub use handover::{Expected, Handover};
 pub use store::{json_text, json_value, JsonText, ModelRow, VersionRow};
@@ -63,19 +65,14 @@ impl ModelsProjector {
     }
 }
 
-#[async_trait]
-impl Projector for ModelsProjector {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn apply(
+impl ModelsProjector {
+    /// The batch's `ProcessModel` events and the ids of their models (sorted, once each).
+    /// Before anything else, rows staged by an attempt that failed are dropped: they must
+    /// not reach a waiting request when this batch commits.
+    fn begin_batch<'e>(
         &self,
-        tx: &mut Transaction<'_, Postgres>,
-        events: &[StoredEvent],
-    ) -> Result<(), ProjectionError> {
-        // Before anything else: rows staged by an attempt that rolled back must not reach
-        // a waiting request when this batch commits.
+        events: &'e [StoredEvent],
+    ) -> Result<(Vec<&'e StoredEvent>, Vec<Uuid>), ProjectionError> {
         if let Some(handover) = &self.handover {
             handover.begin();
         }
@@ -83,9 +80,6 @@ impl Projector for ModelsProjector {
             .iter()
             .filter(|e| e.aggregate_type == fold::AGGREGATE_TYPE)
             .collect();
-        if events.is_empty() {
-            return Ok(());
-        }
         let mut ids = Vec::with_capacity(events.len());
         for event in &events {
             let id = Uuid::parse_str(&event.aggregate_id)
@@ -94,7 +88,21 @@ impl Projector for ModelsProjector {
         }
         ids.sort_unstable();
         ids.dedup();
-        let (generation, existing) = store::load_models(tx, &self.tables, &ids, true).await?;
+        Ok((events, ids))
+    }
+
+    /// Folds `events` onto the stored rows `existing` of `generation` and adds the batch's
+    /// writes to `write`: one statement, in which a version that freezes the JSON stored
+    /// before the batch copies it from the row as it was before the statement, whatever the
+    /// statement writes. `conn` reads frozen versions the fold needs.
+    async fn fold_into<'w>(
+        &self,
+        conn: &mut PgConnection,
+        generation: i64,
+        existing: Vec<store::ModelRow>,
+        events: Vec<&StoredEvent>,
+        write: &mut store::BatchWrite<'w>,
+    ) -> Result<(), ProjectionError> {
         // The stored rows, with what each is counted under before the batch.
         let stored: HashMap<Uuid, counts::CountKey> = existing
             .iter()
@@ -102,7 +110,7 @@ impl Projector for ModelsProjector {
             .collect();
         let mut batch = fold::Batch::new(existing.into_iter().map(|row| (row.id, row)).collect());
         let mut versions = fold::PgVersions {
-            conn: tx,
+            conn,
             tables: &self.tables,
             generation,
         };
@@ -116,17 +124,97 @@ impl Projector for ModelsProjector {
         if let Some(handover) = &self.handover {
             handover.stage(&models);
         }
-        // One statement: a version that freezes the JSON stored before the batch copies it
-        // from the row as it was before the statement, whatever the statement writes.
         let count_changes = counts::changes(&stored, &models);
-        let mut write = store::BatchWrite::new();
-        store::insert_versions(&mut write, &self.tables, generation, versions);
-        store::write_models(&mut write, &self.tables, generation, models, |id| {
+        store::insert_versions(write, &self.tables, generation, versions);
+        store::write_models(write, &self.tables, generation, models, |id| {
             stored.contains_key(id)
         });
-        counts::apply(&mut write, generation, count_changes);
+        counts::apply(write, generation, count_changes);
+        Ok(())
+    }
+
+    /// The live step ([`Projector::apply_live`]): the generation, the rows and the
+    /// checkpoint row read in one statement, then the rows, versions and counts written and
+    /// the checkpoint moved in another, each committing on its own: two round trips where
+    /// a transaction took five (`BEGIN`, compare-and-set, load, write, `COMMIT`).
+    ///
+    /// Between the two a rebuild's swap may commit (a new active generation, the live
+    /// checkpoint rewritten, possibly at the same position when its catch-up was held
+    /// back) or an overlapping runner may move the checkpoint. Either writes the checkpoint
+    /// row, so the write's compare-and-set on the row's version fails and it writes nothing:
+    /// the batch never goes to a retired generation nor is applied twice. The write waits
+    /// for a swap that holds the row and then compares against its committed version.
+    async fn live_step(
+        &self,
+        pool: &PgPool,
+        step: Move<'_>,
+        events: &[StoredEvent],
+    ) -> Result<LiveOutcome, ProjectionError> {
+        let (events, ids) = self.begin_batch(events)?;
+        let mut conn = pool.acquire().await?;
+        let loaded = store::load_for_live_step(&mut conn, &self.tables, &ids, step.name).await?;
+        let Some(seen) = loaded.checkpoint else {
+            return Ok(LiveOutcome::Moved(Position::START));
+        };
+        if seen.position != step.from {
+            return Ok(LiveOutcome::Moved(seen.position));
+        }
+        let mut write = store::BatchWrite::moving_checkpoint(step, &seen);
+        if !events.is_empty() {
+            self.fold_into(
+                &mut conn,
+                loaded.generation,
+                loaded.rows,
+                events,
+                &mut write,
+            )
+            .await?;
+        }
+        if write.execute_moving(&mut conn).await? {
+            return Ok(LiveOutcome::Applied);
+        }
+        let stored = crate::checkpoint::load(&mut *conn, step.name)
+            .await?
+            .map_or(Position::START, |checkpoint| checkpoint.position);
+        Ok(LiveOutcome::Moved(stored))
+    }
+}
+
+#[async_trait]
+impl Projector for ModelsProjector {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let (events, ids) = self.begin_batch(events)?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (generation, existing) = store::load_models(tx, &self.tables, &ids, true).await?;
+        let mut write = store::BatchWrite::new();
+        self.fold_into(tx, generation, existing, events, &mut write)
+            .await?;
         write.execute(tx).await?;
         Ok(())
+    }
+
+    /// The live projector's steps (not a rebuild's: its catch-up runs in the swap's
+    /// transaction).
+    async fn apply_live(
+        &self,
+        pool: &PgPool,
+        step: Move<'_>,
+        events: &[StoredEvent],
+    ) -> Option<Result<LiveOutcome, ProjectionError>> {
+        if self.tables.target != Target::Active {
+            return None;
+        }
+        Some(self.live_step(pool, step, events).await)
     }
 
     fn committed(&self) {

@@ -10,6 +10,8 @@ use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::FAMILY;
+use crate::checkpoint::{Move, Seen};
+use crate::error::ProjectionError;
 use crate::generation::{self, Target, TARGET_CTE};
 
 /// The partitioned tables of the family.
@@ -97,41 +99,101 @@ pub(super) async fn load_models(
     tables: &Tables,
     ids: &[Uuid],
     counting: bool,
-) -> Result<(i64, Vec<ModelRow>), sqlx::Error> {
-    let models = &tables.models;
-    let take_over = if counting {
-        format!("CROSS JOIN {}", super::counts::TAKE_OVER)
+) -> Result<(i64, Vec<ModelRow>), ProjectionError> {
+    let also = if counting {
+        LoadAlso::TakeOverCounts
     } else {
-        String::new()
+        LoadAlso::Nothing
+    };
+    let loaded = load(conn, tables, ids, also).await?;
+    Ok((loaded.generation, loaded.rows))
+}
+
+/// What a live step without a transaction reads first: the generation, the rows among
+/// `ids`, and the checkpoint row `checkpoint` as it is in the same snapshot (`None` where
+/// it is missing), which the step's write then moves only if it is still that version.
+pub(super) async fn load_for_live_step(
+    conn: &mut PgConnection,
+    tables: &Tables,
+    ids: &[Uuid],
+    checkpoint: &str,
+) -> Result<Loaded, ProjectionError> {
+    load(conn, tables, ids, LoadAlso::Checkpoint(checkpoint)).await
+}
+
+/// What the rows' statement reads besides them.
+enum LoadAlso<'a> {
+    Nothing,
+    /// Takes the model counts over for the transaction ([`super::counts::TAKE_OVER`]).
+    TakeOverCounts,
+    /// The checkpoint row of that name ([`Seen`]).
+    Checkpoint(&'a str),
+}
+
+pub(super) struct Loaded {
+    pub(super) generation: i64,
+    pub(super) rows: Vec<ModelRow>,
+    /// The checkpoint row, where it was asked for and exists.
+    pub(super) checkpoint: Option<Seen>,
+}
+
+async fn load(
+    conn: &mut PgConnection,
+    tables: &Tables,
+    ids: &[Uuid],
+    also: LoadAlso<'_>,
+) -> Result<Loaded, ProjectionError> {
+    let models = &tables.models;
+    let (columns, join) = match also {
+        LoadAlso::Nothing => (String::new(), String::new()),
+        LoadAlso::TakeOverCounts => (
+            String::new(),
+            format!("CROSS JOIN {}", super::counts::TAKE_OVER),
+        ),
+        LoadAlso::Checkpoint(_) => (
+            format!("{}, ", Seen::COLUMNS),
+            "LEFT JOIN projection_checkpoints cp ON cp.name = $4".to_owned(),
+        ),
     };
     // The left join keeps one row (the generation, no model) when no model matches.
     let sql = format!(
         "WITH {TARGET_CTE}
-         SELECT target.generation, m.id, m.tenant_id, m.process_key, m.name, m.category,
+         SELECT target.generation, {columns}
+                m.id, m.tenant_id, m.process_key, m.name, m.category,
                 m.description, m.version, m.status, NULL::jsonb AS model_json,
                 m.created_by, m.created_time,
                 m.updated_by, m.updated_time, m.revision
            FROM target
-           {take_over}
+           {join}
            LEFT JOIN {models} m ON m.generation = target.generation AND m.id = ANY($3)"
     );
-    let rows = sqlx::query(&sql)
+    let mut query = sqlx::query(&sql)
         .bind(tables.target.fixed())
         .bind(FAMILY)
-        .bind(ids)
-        .fetch_all(conn)
-        .await?;
+        .bind(ids);
+    if let LoadAlso::Checkpoint(name) = also {
+        query = query.bind(name);
+    }
+    let rows = query.fetch_all(conn).await?;
     let Some(first) = rows.first() else {
-        return Err(sqlx::Error::RowNotFound);
+        return Err(sqlx::Error::RowNotFound.into());
     };
     let generation = generation::required(first.try_get("generation")?)?;
+    let checkpoint = match also {
+        LoadAlso::Checkpoint(_) => Seen::from_row(first)?,
+        _ => None,
+    };
     let mut models = Vec::with_capacity(rows.len());
     for row in &rows {
         if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
             models.push(ModelRow::from_row(row)?);
         }
     }
-    Ok((generation, models))
+    Ok(Loaded {
+        generation,
+        rows: models,
+        checkpoint,
+    })
 }
 
 pub(super) async fn version_json(
@@ -158,17 +220,61 @@ pub(super) async fn version_json(
 /// One round trip instead of one per table, in the projector step that every command's
 /// read-your-writes wait sits behind (docs/performance.md, "Event payloads as json; one
 /// write per batch").
+///
+/// A live step's statement also moves the checkpoint ([`BatchWrite::moving_checkpoint`])
+/// and writes the rest only if it did: every item reads its rows from a source guarded by
+/// [`BatchWrite::guard`].
 pub(super) struct BatchWrite<'a> {
     sql: QueryBuilder<'a, Postgres>,
     parts: usize,
+    guard: &'static str,
 }
+
+/// The guard of a statement that moves the checkpoint: true once `moved` has moved it. An
+/// uncorrelated `EXISTS` is a one-time filter, evaluated before the item's first row, so
+/// the checkpoint's `UPDATE` (and its `RETURNING`) runs before any row is written.
+const MOVED: &str = "EXISTS (SELECT FROM moved)";
 
 impl<'a> BatchWrite<'a> {
     pub(super) fn new() -> Self {
         Self {
             sql: QueryBuilder::new("WITH "),
             parts: 0,
+            guard: "TRUE",
         }
+    }
+
+    /// A statement whose first item moves the checkpoint as `step` says, if its row is
+    /// still the version `seen` (compare-and-set, see [`Seen`]), and takes the model counts
+    /// over for its transaction as it does so, before any row is written (the row
+    /// triggers check it as each row is written). The other items write only if it moved.
+    pub(super) fn moving_checkpoint(step: Move<'_>, seen: &Seen) -> Self {
+        let mut write = Self::new();
+        write.guard = MOVED;
+        write
+            .item("moved")
+            .push("UPDATE projection_checkpoints cp SET tx_id = ");
+        write.bind(step.to.tx_id_text(), "text::xid8");
+        write.sql.push(", global_position = ");
+        write.bind(step.to.global_position, "int8");
+        write.sql.push(", updated_at = now() WHERE cp.name = ");
+        write.bind(step.name.to_owned(), "text");
+        write.sql.push(" AND cp.xmin = ");
+        write.bind(seen.row_version.clone(), "text::xid");
+        write.sql.push(" AND cp.tx_id = ");
+        write.bind(step.from.tx_id_text(), "text::xid8");
+        write.sql.push(" AND cp.global_position = ");
+        write.bind(step.from.global_position, "int8");
+        write
+            .sql
+            .push(format!(" RETURNING {})", super::counts::TAKE_OVER_CALL));
+        write
+    }
+
+    /// The condition every item's source adds to its `WHERE`: `TRUE`, or that the
+    /// checkpoint moved.
+    pub(super) fn guard(&self) -> &'static str {
+        self.guard
     }
 
     /// Starts the next `WITH` item.
@@ -197,6 +303,17 @@ impl<'a> BatchWrite<'a> {
         self.sql.push(" SELECT 1");
         self.sql.build().execute(conn).await?;
         Ok(())
+    }
+
+    /// Runs a statement made by [`BatchWrite::moving_checkpoint`]: whether it moved the
+    /// checkpoint (and so wrote the rest).
+    pub(super) async fn execute_moving(
+        mut self,
+        conn: &mut PgConnection,
+    ) -> Result<bool, sqlx::Error> {
+        debug_assert_eq!(self.guard, MOVED, "a statement that moves the checkpoint");
+        self.sql.push(" SELECT ").push(MOVED);
+        self.sql.build_query_scalar().fetch_one(conn).await
     }
 }
 
@@ -268,11 +385,17 @@ pub(super) fn write_models<'a>(
     write.bind(updated_by, "text[]").push(", ");
     write.bind(updated_time, "timestamptz[]").push(", ");
     write.bind(revision, "int8[]").push(", ");
-    write.bind(stored, "bool[]").push(
-        ") AS r(id, tenant_id, process_key, name, category, description, version, status,
+    let guard = write.guard();
+    write
+        .bind(stored, "bool[]")
+        .push(
+            ") AS r(id, tenant_id, process_key, name, category, description, version, status,
                 model_json, created_by, created_time, updated_by, updated_time, revision,
-                stored))",
-    );
+                stored)
+          WHERE ",
+        )
+        .push(guard)
+        .push(")");
     let models = &tables.models;
     if any_stored {
         write.item("updated").push(format!(
@@ -367,8 +490,10 @@ pub(super) fn insert_versions<'a>(
                  published_by, published_time)
            LEFT JOIN {models} m ON m.generation = "
     ));
-    write.bind(generation, "int8").push(
-        " AND m.id = v.model_id
-         ON CONFLICT (generation, model_id, version) DO NOTHING)",
-    );
+    let guard = write.guard();
+    write
+        .bind(generation, "int8")
+        .push(" AND m.id = v.model_id WHERE ")
+        .push(guard)
+        .push(" ON CONFLICT (generation, model_id, version) DO NOTHING)");
 }

@@ -30,7 +30,7 @@ pub use lock::advisory_lock_key;
 use lock::AdvisoryLock;
 use projector::begin_live_step;
 pub(crate) use projector::begin_step;
-pub use projector::Projector;
+pub use projector::{LiveOutcome, Projector};
 pub use status::{ProjectorHandle, RunnerState, RunnerStatus};
 
 /// Runs one [`Projector`] against the feed until shut down.
@@ -45,6 +45,9 @@ pub struct ProjectorRunner<P: ?Sized> {
     pool: PgPool,
     /// The feed reads' own connection (see [`feed_reader_pool`]).
     feed_reads: PgPool,
+    /// The connection of a projector's steps without a transaction
+    /// ([`Projector::apply_live`]); never opened for a projector without them.
+    live_steps: PgPool,
     projector: Arc<P>,
     name: Arc<str>,
     key: i64,
@@ -126,6 +129,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         let (status, _) = watch::channel(RunnerStatus::default());
         Self {
             feed_reads: feed_reader_pool(&pool),
+            live_steps: pg_support::projector_step_pool(&pool, 1),
             pool,
             key: advisory_lock_key(&name),
             projector,
@@ -512,15 +516,44 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         })
     }
 
-    /// The transaction of a step: moves the stored checkpoint from `from` to `last`
-    /// (compare-and-set), applies `events`, commits. `Some(stored)` when the checkpoint
-    /// was not at `from` (nothing applied).
+    /// The writes of a step: moves the stored checkpoint from `from` to `last`
+    /// (compare-and-set) and applies `events`, together: in the projector's own statement
+    /// where it has one ([`Projector::apply_live`]), else in a transaction. `Some(stored)`
+    /// when the checkpoint was not at `from` (nothing applied).
     async fn apply_and_commit(
         &self,
         from: Position,
         last: Position,
         events: &[StoredEvent],
     ) -> Result<Option<Position>, StepFailure> {
+        let step = checkpoint::Move {
+            name: &self.name,
+            from,
+            to: last,
+        };
+        let live = AssertUnwindSafe(self.projector.apply_live(&self.live_steps, step, events))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                Some(Err(ProjectionError::failed(
+                    last.global_position,
+                    panic_message(panic),
+                )))
+            });
+        match live {
+            Some(Ok(LiveOutcome::Applied)) => {
+                self.projector.committed();
+                return Ok(None);
+            }
+            Some(Ok(LiveOutcome::Moved(stored))) => return Ok(Some(stored)),
+            Some(Err(error)) => {
+                return Err(StepFailure {
+                    error,
+                    attempted_until: Some(last),
+                })
+            }
+            None => {}
+        }
         let mut tx = begin_live_step(&self.pool).await?;
         if !checkpoint::advance(&mut tx, &self.name, from, last).await? {
             let stored = checkpoint::load(&mut *tx, &self.name)

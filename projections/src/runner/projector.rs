@@ -4,8 +4,20 @@
 use async_trait::async_trait;
 use sqlx::{PgPool, Postgres, Transaction};
 
+use crate::checkpoint::Move;
 use crate::error::ProjectionError;
 use crate::event::StoredEvent;
+use crate::position::Position;
+
+/// How a live step without a transaction ended ([`Projector::apply_live`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveOutcome {
+    /// The effects and the checkpoint's move committed together.
+    Applied,
+    /// The checkpoint was not where the step expected (it is at the position given, or
+    /// was written meanwhile): nothing was written.
+    Moved(Position),
+}
 
 /// A consumer of the feed run by a [`crate::ProjectorRunner`].
 ///
@@ -28,9 +40,29 @@ pub trait Projector: Send + Sync + 'static {
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError>;
 
-    /// The transaction of the last `apply` has committed. For effects that must not be seen
-    /// before then (handing rows to waiting requests); never fails, and is not called for a
-    /// batch that rolled back.
+    /// The live runner's step in fewer round trips, for a projector that can write a whole
+    /// batch in one statement: read what the batch needs outside a transaction, then write
+    /// the effects and move the checkpoint (`step`, compare-and-set) in one statement that
+    /// commits on its own, writing nothing when the checkpoint is not where it was read or
+    /// its row was written meanwhile. `pool` commits without waiting for the WAL flush and
+    /// uses generic plans ([`pg_support::projector_step_pool`]). The same contract as
+    /// `apply` otherwise: on an error nothing is kept and the runner retries.
+    ///
+    /// `None` (the default): the projector has no such step, and the runner runs `apply` in
+    /// a transaction that moves the checkpoint first. `pool` is then never used.
+    async fn apply_live(
+        &self,
+        _pool: &PgPool,
+        _step: Move<'_>,
+        _events: &[StoredEvent],
+    ) -> Option<Result<LiveOutcome, ProjectionError>> {
+        None
+    }
+
+    /// The transaction of the last `apply`, or the statement of the last `apply_live`, has
+    /// committed. For effects that must not be seen before then (handing rows to waiting
+    /// requests); never fails, and is not called for a batch that rolled back or wrote
+    /// nothing.
     fn committed(&self) {}
 }
 

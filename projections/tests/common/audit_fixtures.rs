@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Duration as Span, SecondsFormat, Utc};
 use projections::audit::AuditRow;
-use projections::{checkpoint, feed, generation, Projector};
+use projections::{checkpoint, feed, generation, LiveOutcome, Projector};
 use serde_json::{json, Value};
 use sqlx::{PgExecutor, PgPool};
 use tokio::time::{sleep, Instant};
@@ -351,6 +351,45 @@ pub async fn project(pool: &PgPool, projector: &dyn Projector, batch: i64, last:
             .await
             .expect("save");
         tx.commit().await.expect("commit");
+    }
+}
+
+/// As [`project`], through the projector's live step without a transaction
+/// ([`Projector::apply_live`]), which it must have.
+pub async fn project_live(pool: &PgPool, projector: &dyn Projector, batch: i64, last: i64) {
+    let until = feed::position_of(pool, last)
+        .await
+        .expect("position")
+        .expect("the last event is committed");
+    let steps = pg_support::projector_step_pool(pool, 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut tx = pool.begin().await.expect("begin");
+        let from = checkpoint::load_for_update(&mut tx, projector.name())
+            .await
+            .expect("checkpoint");
+        tx.commit().await.expect("commit");
+        if from >= until {
+            return;
+        }
+        let events = feed::read_batch(pool, from, batch).await.expect("read");
+        let Some(to) = events.last().map(|event| event.position()) else {
+            assert!(Instant::now() < deadline, "the feed stalled");
+            sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let step = checkpoint::Move {
+            name: projector.name(),
+            from,
+            to,
+        };
+        let outcome = projector
+            .apply_live(&steps, step, &events)
+            .await
+            .expect("the projector has a live step")
+            .expect("apply");
+        assert_eq!(outcome, LiveOutcome::Applied);
+        projector.committed();
     }
 }
 

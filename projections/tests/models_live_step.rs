@@ -1,0 +1,161 @@
+//! The models projector's live step reads outside a transaction and then writes the batch
+//! and moves the checkpoint in one statement. Whatever commits between the two and writes
+//! the checkpoint row must make the write fail and write nothing: a rebuild's swap (even
+//! one that leaves the position where it was) or an overlapping runner.
+
+mod common;
+#[path = "common/audit_fixtures.rs"]
+mod fixtures;
+
+use std::time::Duration;
+
+use common::{eventually, TestDb};
+use fixtures::scenario;
+use projections::models::{ModelsProjector, FAMILY};
+use projections::{checkpoint, feed, LiveOutcome, Position, Projector, StoredEvent};
+use sqlx::PgPool;
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// The scenario's events and a checkpoint row at the start.
+async fn events_and_checkpoint(pool: &PgPool) -> (Vec<StoredEvent>, Position) {
+    let last = scenario(pool).await;
+    let events = feed::read_batch(pool, Position::START, 1_000)
+        .await
+        .expect("read");
+    let to = events.last().expect("events").position();
+    assert_eq!(to.global_position, last);
+    let mut tx = pool.begin().await.expect("begin");
+    let from = checkpoint::load_for_update(&mut tx, FAMILY)
+        .await
+        .expect("checkpoint");
+    tx.commit().await.expect("commit");
+    assert_eq!(from, Position::START);
+    (events, to)
+}
+
+fn step(to: Position) -> checkpoint::Move<'static> {
+    checkpoint::Move {
+        name: FAMILY,
+        from: Position::START,
+        to,
+    }
+}
+
+async fn live_step(
+    steps: &PgPool,
+    projector: &ModelsProjector,
+    to: Position,
+    events: &[StoredEvent],
+) -> LiveOutcome {
+    projector
+        .apply_live(steps, step(to), events)
+        .await
+        .expect("the live projector has a live step")
+        .expect("the step runs")
+}
+
+/// Rows of every generation: models, versions, counts.
+async fn rows(pool: &PgPool) -> (i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM process_models), (SELECT count(*) FROM model_versions),
+                (SELECT count(*) FROM process_model_counts)",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("count rows")
+}
+
+async fn stored_checkpoint(pool: &PgPool) -> Position {
+    checkpoint::load(pool, FAMILY)
+        .await
+        .expect("load")
+        .expect("the row exists")
+        .position
+}
+
+#[tokio::test]
+async fn a_step_writes_its_batch_and_moves_the_checkpoint() {
+    let db = TestDb::create().await;
+    let (events, to) = events_and_checkpoint(&db.pool).await;
+    let steps = pg_support::projector_step_pool(&db.pool, 1);
+    let projector = ModelsProjector::live();
+    assert_eq!(
+        live_step(&steps, &projector, to, &events).await,
+        LiveOutcome::Applied
+    );
+    assert_eq!(stored_checkpoint(&db.pool).await, to);
+    let (models, versions, counts) = rows(&db.pool).await;
+    assert_eq!((models, versions), (2, 1));
+    assert!(counts > 0);
+
+    // The same step again, as an overlapping runner would: the checkpoint has moved.
+    assert_eq!(
+        live_step(&steps, &projector, to, &events).await,
+        LiveOutcome::Moved(to)
+    );
+    assert_eq!(rows(&db.pool).await, (models, versions, counts));
+}
+
+/// A swap that commits after the step's read and rewrites the checkpoint row at the same
+/// position (its catch-up held back by an older transaction): a compare-and-set on the
+/// position alone would succeed and write the batch into the retired generation.
+#[tokio::test]
+async fn a_swap_between_the_read_and_the_write_makes_the_step_write_nothing() {
+    let db = TestDb::create().await;
+    let (events, to) = events_and_checkpoint(&db.pool).await;
+    let steps = pg_support::projector_step_pool(&db.pool, 1);
+
+    // The swap locks the live checkpoint row first, as `rebuild` does.
+    let mut swap = db.pool.begin().await.expect("begin the swap");
+    let live = checkpoint::load_for_update(&mut swap, FAMILY)
+        .await
+        .expect("lock the live checkpoint");
+    assert_eq!(live, Position::START);
+
+    // The step reads (a plain read, not blocked by the row lock) and then waits in its
+    // write for the row.
+    let pool = steps.clone();
+    let batch = events.clone();
+    let step_task =
+        tokio::spawn(async move { live_step(&pool, &ModelsProjector::live(), to, &batch).await });
+    eventually(
+        "the step's write waits for the checkpoint row",
+        LIMIT,
+        || {
+            let pool = db.pool.clone();
+            async move {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'
+                    AND query LIKE '%UPDATE projection_checkpoints%'",
+                )
+                .fetch_one(&pool)
+                .await
+                .expect("pg_stat_activity");
+                waiting == 1
+            }
+        },
+    )
+    .await;
+
+    // The swap makes the next generation active and rewrites the checkpoint where it was.
+    sqlx::query("UPDATE projection_generations SET active = active + 1 WHERE name = $1")
+        .bind(FAMILY)
+        .execute(&mut *swap)
+        .await
+        .expect("activate the next generation");
+    checkpoint::save(&mut swap, FAMILY, live)
+        .await
+        .expect("save the live checkpoint");
+    swap.commit().await.expect("commit the swap");
+
+    let outcome = step_task.await.expect("the step task");
+    assert_eq!(outcome, LiveOutcome::Moved(Position::START));
+    assert_eq!(
+        rows(&db.pool).await,
+        (0, 0, 0),
+        "nothing written to the retired generation"
+    );
+    assert_eq!(stored_checkpoint(&db.pool).await, Position::START);
+}
