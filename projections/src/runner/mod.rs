@@ -1,6 +1,7 @@
 //! The checkpointed projector runner: one active runner per projector across replicas
 //! (session advisory lock, fail-over when the holder dies), each batch applied and
-//! checkpointed in one transaction, failures rolled back and retried, never skipped.
+//! checkpointed together (one transaction, or one statement: ADR 0011), failures rolled
+//! back and retried, never skipped.
 
 mod config;
 mod lock;
@@ -35,12 +36,13 @@ pub use status::{ProjectorHandle, RunnerState, RunnerStatus};
 
 /// Runs one [`Projector`] against the feed until shut down.
 ///
-/// Loop: take the projector's advisory lock (else stand by and retry); then repeatedly,
-/// in one transaction, lock and read the checkpoint row, read the next batch after it,
-/// `apply` it, save the checkpoint after its last event, commit; when caught up, wait on
-/// the feed. Even if two runners overlapped (a lock lost while a batch was in flight), the
-/// checkpoint row lock serialises them and each reads the other's progress: no event is
-/// applied twice or skipped.
+/// Loop: take the projector's advisory lock (else stand by and retry); then repeatedly
+/// read the next batch after the checkpoint, and write its effects and move the checkpoint
+/// past it together: in one transaction around `apply`, or in the projector's own statement
+/// (`apply_live`); when caught up, wait on the feed. Even if two runners overlapped (a lock
+/// lost while a batch was in flight), the checkpoint's compare-and-set lets one of them
+/// move it past a batch and makes the other read where it is: no event is applied twice or
+/// skipped.
 pub struct ProjectorRunner<P: ?Sized> {
     pool: PgPool,
     /// The feed reads' own connection (see [`feed_reader_pool`]).
