@@ -93,6 +93,8 @@ pub struct Batch {
     /// Whether the byte budget ended the batch before the limit: the events after it are
     /// readable at once.
     pub truncated: bool,
+    /// The value of the consumer's expression read with the batch ([`read_next_also`]).
+    pub also: Option<String>,
 }
 
 /// As [`read_batch`], and whether the gate holds back committed events after the batch.
@@ -120,12 +122,37 @@ pub async fn read_next_within<'e>(
     limit: i64,
     max_bytes: i64,
 ) -> Result<Batch, FeedError> {
+    read_next_also(executor, after, limit, max_bytes, None).await
+}
+
+/// As [`read_next_within`], and with `also`, a consumer's scalar SQL expression (text)
+/// evaluated in the same statement, so on the same snapshot: it may read the page as
+/// `limited` (the events up to the limit, `bytes_before` below `$4` for those in the
+/// batch). Its value is [`Batch::also`]. A projector reads what its batch needs this way
+/// instead of in a round trip of its own ([`crate::Projector::read_also`]).
+pub async fn read_next_also<'e>(
+    executor: impl PgExecutor<'e>,
+    after: Position,
+    limit: i64,
+    max_bytes: i64,
+    also: Option<&str>,
+) -> Result<Batch, FeedError> {
     // `held` always yields one row, so the flag arrives even with an empty page; the
     // page's columns are then NULL. It looks at the last visible event in feed order
     // alone (one backward index step): "some event after `after` at or above the gate"
     // is a lower bound in that order, so the last event meets it if any does. (An
     // `EXISTS` over the range instead walked every event of a catch-up backlog, all below
     // the gate, on every read.)
+    // `also` comes once, on the first row (the page's rows repeat the one-row items).
+    let (also_item, also_column, also_join) = match also {
+        Some(expression) => (
+            format!(", also AS MATERIALIZED (SELECT ({expression}) AS also)"),
+            "CASE WHEN row_number() OVER (ORDER BY page.tx_id, page.global_position) = 1 \
+             THEN also.also END AS also, ",
+            " CROSS JOIN also",
+        ),
+        None => (String::new(), "", ""),
+    };
     let sql = format!(
         "WITH gate AS MATERIALIZED ( \
              SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin \
@@ -147,9 +174,9 @@ pub async fn read_next_within<'e>(
                  WHERE (last.tx_id, last.global_position) > ($1::text::xid8, $2) \
                    AND last.tx_id >= gate.xmin \
              ) AS held_back \
-         ) \
-         SELECT held.held_back, cut.truncated, {EVENT_COLUMNS} \
-         FROM held CROSS JOIN cut LEFT JOIN limited page ON page.bytes_before < $4 \
+         ){also_item} \
+         SELECT held.held_back, cut.truncated, {also_column}{EVENT_COLUMNS} \
+         FROM held CROSS JOIN cut{also_join} LEFT JOIN limited page ON page.bytes_before < $4 \
          ORDER BY page.tx_id, page.global_position"
     );
     let rows = page_query(&sql, after, limit)
@@ -159,6 +186,10 @@ pub async fn read_next_within<'e>(
     let (held_back, truncated) = match rows.first() {
         Some(row) => (row.try_get("held_back")?, row.try_get("truncated")?),
         None => (false, false),
+    };
+    let also = match (also, rows.first()) {
+        (Some(_), Some(row)) => row.try_get("also")?,
+        _ => None,
     };
     let mut events = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -170,6 +201,7 @@ pub async fn read_next_within<'e>(
         events,
         held_back,
         truncated,
+        also,
     })
 }
 

@@ -31,16 +31,13 @@ async fn the_counts_follow_the_rows_whatever_the_batch_size() {
 /// it must take the counts over before its first row is written.
 #[tokio::test]
 async fn the_live_step_counts_its_rows_once_whatever_the_batch_size() {
-    for batch in [1, 4, 100] {
+    for (batch, with_read) in [(1, true), (4, true), (100, true), (1, false), (100, false)] {
         let db = TestDb::create().await;
         let last = scenario(&db.pool).await;
-        project_live(&db.pool, &ModelsProjector::live(), batch, last).await;
+        project_live(&db.pool, &ModelsProjector::live(), batch, last, with_read).await;
         let (kept, counted) = model_counts(&db.pool, 1).await;
-        assert_eq!(
-            counted.len(),
-            2,
-            "both models are projected (batch {batch})"
-        );
-        assert_eq!(kept, counted, "batch {batch}");
+        let case = format!("batch {batch}, read with the batch: {with_read}");
+        assert_eq!(counted.len(), 2, "both models are projected ({case})");
+        assert_eq!(kept, counted, "{case}");
     }
 }

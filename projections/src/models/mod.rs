@@ -8,6 +8,7 @@ mod counts;
 mod fill;
 pub(crate) mod fold;
 mod handover;
+mod live;
 pub mod query;
 mod store;
 
@@ -21,7 +22,6 @@ use crate::checkpoint::Move;
 use crate::error::ProjectionError;
 use crate::event::StoredEvent;
 use crate::generation::Target;
-use crate::position::Position;
 use crate::runner::{LiveOutcome, Projector};
 
 pub use handover::{Expected, Handover};
@@ -132,52 +132,6 @@ impl ModelsProjector {
         counts::apply(write, generation, count_changes);
         Ok(())
     }
-
-    /// The live step ([`Projector::apply_live`]): the generation, the rows and the
-    /// checkpoint row read in one statement, then the rows, versions and counts written and
-    /// the checkpoint moved in another, each committing on its own: two round trips where
-    /// a transaction took five (`BEGIN`, compare-and-set, load, write, `COMMIT`).
-    ///
-    /// Between the two a rebuild's swap may commit (a new active generation, the live
-    /// checkpoint rewritten, possibly at the same position when its catch-up was held
-    /// back) or an overlapping runner may move the checkpoint. Either writes the checkpoint
-    /// row, so the write's compare-and-set on the row's version fails and it writes nothing:
-    /// the batch never goes to a retired generation nor is applied twice. The write waits
-    /// for a swap that holds the row and then compares against its committed version.
-    async fn live_step(
-        &self,
-        pool: &PgPool,
-        step: Move<'_>,
-        events: &[StoredEvent],
-    ) -> Result<LiveOutcome, ProjectionError> {
-        let (events, ids) = self.begin_batch(events)?;
-        let mut conn = pool.acquire().await?;
-        let loaded = store::load_for_live_step(&mut conn, &self.tables, &ids, step.name).await?;
-        let Some(seen) = loaded.checkpoint else {
-            return Ok(LiveOutcome::Moved(Position::START));
-        };
-        if seen.position != step.from {
-            return Ok(LiveOutcome::Moved(seen.position));
-        }
-        let mut write = store::BatchWrite::moving_checkpoint(step, &seen);
-        if !events.is_empty() {
-            self.fold_into(
-                &mut conn,
-                loaded.generation,
-                loaded.rows,
-                events,
-                &mut write,
-            )
-            .await?;
-        }
-        if write.execute_moving(&mut conn).await? {
-            return Ok(LiveOutcome::Applied);
-        }
-        let stored = crate::checkpoint::load(&mut *conn, step.name)
-            .await?
-            .map_or(Position::START, |checkpoint| checkpoint.position);
-        Ok(LiveOutcome::Moved(stored))
-    }
 }
 
 #[async_trait]
@@ -210,11 +164,16 @@ impl Projector for ModelsProjector {
         pool: &PgPool,
         step: Move<'_>,
         events: &[StoredEvent],
+        read: Option<&str>,
     ) -> Option<Result<LiveOutcome, ProjectionError>> {
         if self.tables.target != Target::Active {
             return None;
         }
-        Some(self.live_step(pool, step, events).await)
+        Some(self.live_step(pool, step, events, read).await)
+    }
+
+    fn read_also(&self) -> Option<&str> {
+        (self.tables.target == Target::Active).then(|| live::READ_ALSO.as_str())
     }
 
     fn committed(&self) {

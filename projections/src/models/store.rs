@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::EditorJson;
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder, Row};
@@ -52,7 +53,7 @@ pub fn json_value(json: &JsonText) -> serde_json::Value {
 }
 
 /// One `process_models` row of one generation.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, Deserialize)]
 pub struct ModelRow {
     pub id: Uuid,
     pub tenant_id: String,

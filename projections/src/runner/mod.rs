@@ -471,9 +471,13 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
             events,
             held_back,
             truncated,
+            also,
         } = match prefetched {
             Some(batch) => batch,
-            None => feed::read_next_within(&self.feed_reads, from, limit, max_bytes).await?,
+            None => {
+                let also = self.projector.read_also();
+                feed::read_next_also(&self.feed_reads, from, limit, max_bytes, also).await?
+            }
         };
         let Some(last) = events.last().map(StoredEvent::position) else {
             return Ok(Step::CaughtUp { held_back });
@@ -488,7 +492,10 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
             read_ahead
                 .spawn(async move { feed::read_next_within(&pool, last, limit, max_bytes).await });
         }
-        if let Some(stored) = self.apply_and_commit(from, last, &events).await? {
+        if let Some(stored) = self
+            .apply_and_commit(from, last, &events, also.as_deref())
+            .await?
+        {
             return Ok(Step::Moved(stored));
         }
         let ahead = match read_ahead.join_next().await {
@@ -527,13 +534,17 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         from: Position,
         last: Position,
         events: &[StoredEvent],
+        read: Option<&str>,
     ) -> Result<Option<Position>, StepFailure> {
         let step = checkpoint::Move {
             name: &self.name,
             from,
             to: last,
         };
-        let live = AssertUnwindSafe(self.projector.apply_live(&self.live_steps, step, events))
+        let live = self
+            .projector
+            .apply_live(&self.live_steps, step, events, read);
+        let live = AssertUnwindSafe(live)
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {

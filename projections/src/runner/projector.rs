@@ -50,12 +50,25 @@ pub trait Projector: Send + Sync + 'static {
     ///
     /// `None` (the default): the projector has no such step, and the runner runs `apply` in
     /// a transaction that moves the checkpoint first. `pool` is then never used.
+    ///
+    /// `read`: the value of [`Self::read_also`] read with the batch, on the same snapshot;
+    /// `None` where the batch was read without it (read ahead while the step before was
+    /// being written, so what it would say could be out of date).
     async fn apply_live(
         &self,
         _pool: &PgPool,
         _step: Move<'_>,
         _events: &[StoredEvent],
+        _read: Option<&str>,
     ) -> Option<Result<LiveOutcome, ProjectionError>> {
+        None
+    }
+
+    /// A scalar SQL expression the live runner evaluates in the statement that reads a
+    /// batch ([`crate::feed::read_next_also`]), for [`Self::apply_live`]: what the batch
+    /// needs from the read tables, without a round trip of its own. `None` (the default):
+    /// nothing.
+    fn read_also(&self) -> Option<&str> {
         None
     }
 

@@ -355,8 +355,15 @@ pub async fn project(pool: &PgPool, projector: &dyn Projector, batch: i64, last:
 }
 
 /// As [`project`], through the projector's live step without a transaction
-/// ([`Projector::apply_live`]), which it must have.
-pub async fn project_live(pool: &PgPool, projector: &dyn Projector, batch: i64, last: i64) {
+/// ([`Projector::apply_live`]), which it must have: given what it reads with each batch
+/// (`with_read`, as the runner does), or loading it itself (as after a read ahead).
+pub async fn project_live(
+    pool: &PgPool,
+    projector: &dyn Projector,
+    batch: i64,
+    last: i64,
+    with_read: bool,
+) {
     let until = feed::position_of(pool, last)
         .await
         .expect("position")
@@ -372,19 +379,24 @@ pub async fn project_live(pool: &PgPool, projector: &dyn Projector, batch: i64, 
         if from >= until {
             return;
         }
-        let events = feed::read_batch(pool, from, batch).await.expect("read");
+        let also = projector.read_also().filter(|_| with_read);
+        let read = feed::read_next_also(pool, from, batch, i64::MAX, also)
+            .await
+            .expect("read");
+        let events = read.events;
         let Some(to) = events.last().map(|event| event.position()) else {
             assert!(Instant::now() < deadline, "the feed stalled");
             sleep(Duration::from_millis(20)).await;
             continue;
         };
+        assert_eq!(read.also.is_some(), with_read);
         let step = checkpoint::Move {
             name: projector.name(),
             from,
             to,
         };
         let outcome = projector
-            .apply_live(&steps, step, &events)
+            .apply_live(&steps, step, &events, read.also.as_deref())
             .await
             .expect("the projector has a live step")
             .expect("apply");
