@@ -439,12 +439,13 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
     }
 
     /// One step after `from`, the checkpoint this runner believes stored: read a batch (a
-    /// plain read, so a wake that finds nothing costs one query and no transaction; or
-    /// `prefetched`, read after `from` by the step before), then in one transaction move
-    /// the stored checkpoint from `from` to the batch's end (compare-and-set: it also locks
-    /// the row, so an overlapping runner can never apply the same events), apply, commit.
-    /// A checkpoint that is not at `from` is reported as [`Step::Moved`] and nothing is
-    /// applied.
+    /// plain read, so a wake that finds nothing costs one query and no transaction; with
+    /// what the projector reads along, [`Projector::read_also`]; or `prefetched`, read
+    /// after `from` by the step before), then move the stored checkpoint from `from` to the
+    /// batch's end (compare-and-set, so an overlapping runner can never apply the same
+    /// events) and apply, together: in one transaction, or in the projector's own
+    /// statement ([`Projector::apply_live`]). A checkpoint that is not at `from` is
+    /// reported as [`Step::Moved`] and nothing is applied.
     ///
     /// After a full batch more is probably readable (a catch-up), so the next batch is read
     /// on another connection while this one is applied: the relay publishes while
