@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Duration as Span, SecondsFormat, Utc};
 use projections::audit::AuditRow;
-use projections::{checkpoint, feed, generation, LiveOutcome, Projector};
+use projections::{checkpoint, feed, generation, LiveOutcome, Position, Projector};
 use serde_json::{json, Value};
 use sqlx::{PgExecutor, PgPool};
 use tokio::time::{sleep, Instant};
@@ -320,15 +320,20 @@ pub async fn bulk(pool: &PgPool, commands: i64) -> i64 {
     .unwrap_or_default()
 }
 
+/// The feed position of the committed event at global position `last`.
+async fn committed_position(pool: &PgPool, last: i64) -> Position {
+    feed::position_of(pool, last)
+        .await
+        .expect("position")
+        .expect("the last event is committed")
+}
+
 /// Runs `projector` the way the runner does (checkpoint row locked, batch read, applied,
 /// checkpoint saved, committed), `batch` events per transaction, until it has processed
 /// the event at `last` (the feed may hold events back while any transaction in the cluster
 /// is open, so this waits, with a deadline).
 pub async fn project(pool: &PgPool, projector: &dyn Projector, batch: i64, last: i64) {
-    let until = feed::position_of(pool, last)
-        .await
-        .expect("position")
-        .expect("the last event is committed");
+    let until = committed_position(pool, last).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let mut tx = pool.begin().await.expect("begin");
@@ -364,10 +369,7 @@ pub async fn project_live(
     last: i64,
     with_read: bool,
 ) {
-    let until = feed::position_of(pool, last)
-        .await
-        .expect("position")
-        .expect("the last event is committed");
+    let until = committed_position(pool, last).await;
     let steps = pg_support::projector_step_pool(pool, 1);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
