@@ -21,22 +21,15 @@ pub fn generic_plan_pool(pool: &PgPool, max_connections: u32) -> PgPool {
     )
 }
 
-/// As [`generic_plan_pool`], for a projector runner's own connections (its feed reads and
-/// the steps without a transaction, ADR 0011), whose statements all find their rows by key:
-/// - transactions commit without waiting for the WAL flush (`synchronous_commit = off`),
-///   the effects and checkpoint of a step with no `BEGIN` to carry a `SET LOCAL` (ADR 0005:
-///   a crash loses at most the last steps as a whole, applied again from the events);
-/// - no sequential scans where an index serves (`enable_seqscan = off`): a generic plan is
-///   made once per connection, and one made while a read table was still empty (a new
-///   installation, a catch-up from the start) scanned it whole on every step once it was
-///   not: 112 ms a step at 100 000 models (docs/performance.md, "The models projector's
-///   step in two statements").
-pub fn projector_pool(pool: &PgPool, max_connections: u32) -> PgPool {
+/// As [`generic_plan_pool`], and its transactions commit without waiting for the WAL flush
+/// (`synchronous_commit = off`): for a projector whose step commits its effects and its
+/// checkpoint in one statement, with no `BEGIN` to carry a `SET LOCAL` (ADR 0005: a crash
+/// loses at most the last steps as a whole, which are applied again from the events).
+pub fn projector_step_pool(pool: &PgPool, max_connections: u32) -> PgPool {
     pool_with_settings(
         pool,
         max_connections,
-        "SET plan_cache_mode = force_generic_plan; SET synchronous_commit = off; \
-         SET enable_seqscan = off",
+        "SET plan_cache_mode = force_generic_plan; SET synchronous_commit = off",
     )
 }
 

@@ -55,18 +55,9 @@ pub(crate) struct Seen {
 }
 
 impl Seen {
-    /// A `WITH` item `cp` that reads the checkpoint row named by `$4`, and the columns of a
-    /// `SELECT` that reads it from there for [`Seen::from_row`]. Scalar subqueries, each
-    /// evaluated once, rather than a join: joined to the rows' load, the checkpoint row
-    /// changed the shape of its plan, and the generic plan PostgreSQL made while the table
-    /// was still empty scanned it whole on every step once it was not (112 ms a step at
-    /// 100 000 models; docs/performance.md, "The models projector's step in two
-    /// statements").
-    pub(crate) const CTE: &'static str = "cp AS MATERIALIZED (SELECT xmin::text AS row_version, \
-         tx_id::text AS tx_id, global_position FROM projection_checkpoints WHERE name = $4)";
-    pub(crate) const COLUMNS: &'static str = "(SELECT row_version FROM cp) AS checkpoint_xmin, \
-         (SELECT tx_id FROM cp) AS checkpoint_tx_id, \
-         (SELECT global_position FROM cp) AS checkpoint_global_position";
+    /// The columns a `SELECT` with the checkpoint row as `cp` reads for [`Seen::from_row`].
+    pub(crate) const COLUMNS: &'static str = "cp.xmin::text AS checkpoint_xmin, \
+         cp.tx_id::text AS checkpoint_tx_id, cp.global_position AS checkpoint_global_position";
 
     /// The row read with [`Seen::COLUMNS`]; `None` where the checkpoint row was missing.
     pub(crate) fn from_row(row: &PgRow) -> Result<Option<Self>, FeedError> {

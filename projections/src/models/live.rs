@@ -20,9 +20,7 @@ use crate::runner::LiveOutcome;
 /// ([`crate::Projector::read_also`]): the active generation, the live checkpoint row with
 /// its version, and the stored rows of the batch's models (without their editor JSON, as
 /// [`store::load_for_live_step`] reads them), as one JSON object. An aggregate id that is
-/// not a UUID loads nothing (the fold then fails on that event, as with a load). The ids
-/// are an array, as in the load: the rows are found by the primary key whatever the
-/// statistics were when PostgreSQL made the statement's generic plan.
+/// not a UUID loads nothing (the fold then fails on that event, as with a load).
 pub(super) static READ_ALSO: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT json_build_object(
@@ -37,11 +35,11 @@ pub(super) static READ_ALSO: LazyLock<String> = LazyLock::new(|| {
                         m.updated_time, m.revision
                    FROM process_models m
                   WHERE m.generation = g.active
-                    AND m.id = ANY (ARRAY(
+                    AND m.id IN (
                         SELECT CASE WHEN l.aggregate_id ~ '{UUID_PATTERN}'
                                     THEN l.aggregate_id::uuid END
                           FROM limited l
-                         WHERE l.bytes_before < $4 AND l.aggregate_type = '{AGGREGATE_TYPE}'))
+                         WHERE l.bytes_before < $4 AND l.aggregate_type = '{AGGREGATE_TYPE}')
              ) r))::text
            FROM projection_generations g WHERE g.name = '{FAMILY}'"
     )

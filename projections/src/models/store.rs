@@ -145,22 +145,20 @@ async fn load(
     also: LoadAlso<'_>,
 ) -> Result<Loaded, ProjectionError> {
     let models = &tables.models;
-    let (cte, columns, join) = match also {
-        LoadAlso::Nothing => (String::new(), String::new(), String::new()),
+    let (columns, join) = match also {
+        LoadAlso::Nothing => (String::new(), String::new()),
         LoadAlso::TakeOverCounts => (
-            String::new(),
             String::new(),
             format!("CROSS JOIN {}", super::counts::TAKE_OVER),
         ),
         LoadAlso::Checkpoint(_) => (
-            format!(", {}", Seen::CTE),
             format!("{}, ", Seen::COLUMNS),
-            String::new(),
+            "LEFT JOIN projection_checkpoints cp ON cp.name = $4".to_owned(),
         ),
     };
     // The left join keeps one row (the generation, no model) when no model matches.
     let sql = format!(
-        "WITH {TARGET_CTE}{cte}
+        "WITH {TARGET_CTE}
          SELECT target.generation, {columns}
                 m.id, m.tenant_id, m.process_key, m.name, m.category,
                 m.description, m.version, m.status, NULL::jsonb AS model_json,

@@ -63,11 +63,8 @@ pub struct ProjectorRunner<P: ?Sized> {
 /// PostgreSQL planned the feed query anew for every batch: ≈ 220 µs, more than reading a
 /// batch of ten (`pg_stat_statements` with `track_planning`; docs/performance.md, "Editor
 /// JSON as text; plans made once"). The generic plan is the same walk of the feed index.
-/// The settings of [`pg_support::projector_pool`]: what a projector reads with the batch
-/// ([`Projector::read_also`]) must find its rows by key whatever the table's size was when
-/// the plan was made.
 fn feed_reader_pool(pool: &PgPool) -> PgPool {
-    pg_support::projector_pool(pool, 1)
+    pg_support::generic_plan_pool(pool, 1)
 }
 
 /// The first recheck after a read that found events held back; see `recheck` in `lead`.
@@ -134,7 +131,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         let (status, _) = watch::channel(RunnerStatus::default());
         Self {
             feed_reads: feed_reader_pool(&pool),
-            live_steps: pg_support::projector_pool(&pool, 1),
+            live_steps: pg_support::projector_step_pool(&pool, 1),
             pool,
             key: advisory_lock_key(&name),
             projector,

@@ -45,7 +45,7 @@ pub trait Projector: Send + Sync + 'static {
     /// the effects and move the checkpoint (`step`, compare-and-set) in one statement that
     /// commits on its own, writing nothing when the checkpoint is not where it was read or
     /// its row was written meanwhile. `pool` commits without waiting for the WAL flush and
-    /// uses generic plans ([`pg_support::projector_pool`]). The same contract as
+    /// uses generic plans ([`pg_support::projector_step_pool`]). The same contract as
     /// `apply` otherwise: on an error nothing is kept and the runner retries.
     ///
     /// `None` (the default): the projector has no such step, and the runner runs `apply` in

@@ -370,7 +370,7 @@ pub async fn project_live(
     with_read: bool,
 ) {
     let until = committed_position(pool, last).await;
-    let steps = pg_support::projector_pool(pool, 1);
+    let steps = pg_support::projector_step_pool(pool, 1);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let mut tx = pool.begin().await.expect("begin");
