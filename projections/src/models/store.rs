@@ -168,7 +168,15 @@ async fn load(
            {join}
            LEFT JOIN {models} m ON m.generation = target.generation AND m.id = ANY($3)"
     );
+    // The live step's load runs only after a batch read ahead, in a catch-up, on a
+    // connection that keeps generic plans: planned once per connection, its plan was made
+    // while the table was still empty and then scanned the whole generation on every
+    // step until the table's statistics changed (docs/performance.md, "The models
+    // projector's step in two statements"). Unprepared, it is planned for the table as it
+    // is, once per batch of a catch-up.
+    let prepared = !matches!(also, LoadAlso::Checkpoint(_));
     let mut query = sqlx::query(&sql)
+        .persistent(prepared)
         .bind(tables.target.fixed())
         .bind(FAMILY)
         .bind(ids);
