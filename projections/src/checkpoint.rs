@@ -89,6 +89,17 @@ pub async fn load<'e>(
     row.as_ref().map(Checkpoint::from_row).transpose()
 }
 
+/// The consumer's committed position, [`Position::START`] if it has never saved one. A
+/// plain read, as [`load`].
+pub async fn position<'e>(
+    executor: impl PgExecutor<'e>,
+    name: &str,
+) -> Result<Position, FeedError> {
+    Ok(load(executor, name)
+        .await?
+        .map_or(Position::START, |checkpoint| checkpoint.position))
+}
+
 /// Every consumer's checkpoint, by name.
 pub async fn list<'e>(executor: impl PgExecutor<'e>) -> Result<Vec<Checkpoint>, FeedError> {
     let sql = format!("SELECT {COLUMNS} FROM projection_checkpoints ORDER BY name");

@@ -53,15 +53,12 @@ pub(super) fn changes(
     net.into_iter().filter(|(_, delta)| *delta != 0).collect()
 }
 
-/// A one-row `FROM` item that tells the row triggers (migration 0011) that this
-/// transaction counts its rows itself: part of the statement that loads a batch's rows,
-/// before any is written, so it costs no round trip of its own.
-pub(super) const TAKE_OVER: &str =
-    "(SELECT set_config('flowable.models_counted', 'on', true)) AS counts_taken_over";
-
-/// The call in [`TAKE_OVER`], for a statement that takes the counts over as it goes
+/// The call that tells the row triggers (migration 0011) that this transaction counts its
+/// rows itself. Made before any row is written, in a statement the batch runs anyway, so
+/// it costs no round trip of its own: the rows' load of a batch in a transaction
+/// (`super::store::load_models`), or the checkpoint's move of a live step
 /// (`super::store::BatchWrite::moving_checkpoint`).
-pub(super) const TAKE_OVER_CALL: &str = "set_config('flowable.models_counted', 'on', true)";
+pub(super) const TAKE_OVER: &str = "set_config('flowable.models_counted', 'on', true)";
 
 /// Adds `changes` to `generation`'s counts, as items of the batch's statement. A key seen
 /// for the first time gets a row; a count would only go below zero if the counts were

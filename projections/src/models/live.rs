@@ -134,9 +134,8 @@ impl ModelsProjector {
         if write.execute_moving(&mut conn).await? {
             return Ok(LiveOutcome::Applied);
         }
-        let stored = checkpoint::load(&mut *conn, step.name)
-            .await?
-            .map_or(Position::START, |checkpoint| checkpoint.position);
-        Ok(LiveOutcome::Moved(stored))
+        Ok(LiveOutcome::Moved(
+            checkpoint::position(&mut *conn, step.name).await?,
+        ))
     }
 }

@@ -149,7 +149,10 @@ async fn load(
         LoadAlso::Nothing => (String::new(), String::new()),
         LoadAlso::TakeOverCounts => (
             String::new(),
-            format!("CROSS JOIN {}", super::counts::TAKE_OVER),
+            format!(
+                "CROSS JOIN (SELECT {}) AS counts_taken_over",
+                super::counts::TAKE_OVER
+            ),
         ),
         LoadAlso::Checkpoint(_) => (
             format!("{}, ", Seen::COLUMNS),
@@ -276,7 +279,7 @@ impl<'a> BatchWrite<'a> {
         write.bind(step.from.global_position, "int8");
         write
             .sql
-            .push(format!(" RETURNING {})", super::counts::TAKE_OVER_CALL));
+            .push(format!(" RETURNING {})", super::counts::TAKE_OVER));
         write
     }
 

@@ -211,9 +211,7 @@ pub async fn rebuild(
         }
         done += applied as u64;
     }
-    let rebuilt = checkpoint::load(&mut *tx, projector.name())
-        .await?
-        .map_or(Position::START, |c| c.position);
+    let rebuilt = checkpoint::position(&mut *tx, projector.name()).await?;
     if rebuilt < live {
         return Err(RebuildError::Behind { rebuilt, live });
     }

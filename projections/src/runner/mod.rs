@@ -452,8 +452,10 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
     /// PostgreSQL reads, a projector's read overlaps its writes. A read ahead is an ordinary
     /// read after this batch's end; the next step uses it only if it starts there, and its
     /// compare-and-set still guards against anything that moved the checkpoint meanwhile.
-    /// This step's own transaction can only make that read stop short (its id holds the
-    /// xmin gate for events committed after it began), never skip an event.
+    /// This step's own transaction or write statement can only make that read stop short
+    /// (its id holds the xmin gate for events committed after it began), never skip an
+    /// event. A read ahead comes without what the projector reads along with a batch: the
+    /// step it is for loads that itself, after this step's write.
     ///
     /// The commit does not wait for its WAL flush (`synchronous_commit = off`, set with the
     /// `BEGIN` in the same round trip): a projector writes only state derived from the
@@ -570,9 +572,7 @@ impl<P: Projector + ?Sized> ProjectorRunner<P> {
         }
         let mut tx = begin_live_step(&self.pool).await?;
         if !checkpoint::advance(&mut tx, &self.name, from, last).await? {
-            let stored = checkpoint::load(&mut *tx, &self.name)
-                .await?
-                .map_or(Position::START, |checkpoint| checkpoint.position);
+            let stored = checkpoint::position(&mut *tx, &self.name).await?;
             tx.rollback().await?;
             return Ok(Some(stored));
         }

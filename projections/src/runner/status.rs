@@ -114,9 +114,7 @@ impl ProjectorHandle {
         let status = self.status();
         match status.checkpoint {
             Some(position) if status.lock_held => Ok(position),
-            _ => Ok(checkpoint::load(&self.pool, &self.name)
-                .await?
-                .map_or(Position::START, |checkpoint| checkpoint.position)),
+            _ => Ok(checkpoint::position(&self.pool, &self.name).await?),
         }
     }
 
